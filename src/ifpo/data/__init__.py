@@ -1,0 +1,1 @@
+"""Training data: record parsing and validation, tokenisation, collation, the data module."""

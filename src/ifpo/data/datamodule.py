@@ -1,0 +1,106 @@
+"""LightningDataModule: records -> validated -> tokenised (datasets.map) -> collated batches."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import datasets
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from ifpo.data.collate import PreferenceCollator
+from ifpo.data.errors import SkipCounter
+from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
+from ifpo.data.tokenize import TokenizeSettings, tokenize_record
+from ifpo.losses.base import LossHead
+
+log = logging.getLogger(__name__)
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+class PreferenceDataModule(pl.LightningDataModule):
+    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: LossHead) -> None:
+        super().__init__()
+        self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
+        self.kind = _value(cfg.kind) or head.record_kind
+        if self.kind != head.record_kind:
+            raise ValueError(f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records")
+        self.collator = PreferenceCollator(head.roles, tokenizer.pad_token_id)
+        self.train_set: datasets.Dataset | None = None
+        self.val_set: datasets.Dataset | None = None
+        self.skips: dict[str, SkipCounter] = {}
+
+    def _records(self, split: str) -> list[dict[str, Any]]:
+        cfg, on_error = self.cfg, _value(self.cfg.on_error)
+        skips = self.skips.setdefault(split, SkipCounter())
+        if cfg.synthetic.enabled:
+            train_path, val_path = ensure_synthetic_files(cfg.synthetic)
+            files = [train_path] if split == "train" else [val_path]
+        elif cfg.hub_name:
+            hub_split = cfg.train_split if split == "train" else cfg.val_split
+            if hub_split is None:
+                return []
+            return load_hub_records(cfg.hub_name, cfg.hub_config, hub_split, self.kind, on_error, skips)
+        else:
+            files = list(cfg.train_files if split == "train" else cfg.val_files)
+        records: list[dict[str, Any]] = []
+        for path in files:
+            records.extend(load_file_records(path, self.kind, on_error, skips))
+        return records
+
+    def _tokenize(self, records: list[dict[str, Any]], split: str) -> datasets.Dataset:
+        settings = TokenizeSettings(self.cfg.max_length, self.cfg.max_prompt_length)
+        table = datasets.Dataset.from_list(records)
+        tokenized = table.map(
+            lambda record: tokenize_record(record, self.kind, self.tokenizer, settings),
+            remove_columns=table.column_names,
+            desc=f"tokenising {split}",
+        )
+        skips = self.skips.setdefault(split, SkipCounter())
+        for reason in tokenized.filter(lambda r: not r["keep"])["drop_reason"]:
+            skips.add(reason, split)
+        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason"])
+        return kept.with_format(None)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_records = self._records("train")
+        val_records = self._records("val")
+        if not val_records and self.cfg.val_fraction > 0:
+            split = datasets.Dataset.from_list(train_records).train_test_split(test_size=self.cfg.val_fraction, seed=0)
+            train_records, val_records = split["train"].to_list(), split["test"].to_list()
+        if not train_records:
+            raise ValueError("no training records: check data.train_files / data.hub_name / data.synthetic")
+        self.train_set = self._tokenize(train_records, "train")
+        self.val_set = self._tokenize(val_records, "val") if val_records else None
+        for split, counter in self.skips.items():
+            log.info("data[%s]: %s", split, counter.summary())
+        log.info(
+            "data: %d train / %d val %s examples", len(self.train_set), len(self.val_set or []), self.kind
+        )
+        if len(self.train_set) == 0:
+            raise ValueError(f"every training example was dropped: {self.skips['train'].summary()}")
+
+    def skip_counts(self) -> dict[str, int]:
+        """Flat {"split/reason": count} for logging."""
+        return {f"{split}/{reason}": n for split, c in self.skips.items() for reason, n in c.counts.items()}
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set, batch_size=self.cfg.batch_size, shuffle=self.cfg.shuffle,
+            collate_fn=self.collator, num_workers=self.cfg.num_workers, drop_last=True,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(
+            self.val_set, batch_size=self.cfg.eval_batch_size, shuffle=False,
+            collate_fn=self.collator, num_workers=self.cfg.num_workers,
+        )

@@ -1,0 +1,70 @@
+"""DPO (Rafailov et al. 2023) with its common variants: conservative, IPO and hinge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
+from ifpo.losses.functional import hinge_preference_loss, ipo_loss, per_token_nll, sigmoid_preference_loss
+
+VARIANTS = ("sigmoid", "ipo", "hinge")
+
+
+def pair_metrics(logps: SequenceLogps, delta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The TRL-style reward/log-prob metrics every pair head reports."""
+    chosen, rejected = logps.reward("chosen"), logps.reward("rejected")
+    return {
+        "rewards/chosen": chosen.detach(),
+        "rewards/rejected": rejected.detach(),
+        "rewards/margins": delta.detach(),
+        "rewards/accuracies": (delta > 0).float().detach(),
+        "logps/chosen": logps.policy["chosen"].detach(),
+        "logps/rejected": logps.policy["rejected"].detach(),
+    }
+
+
+@register_loss("dpo")
+class DPOLoss(LossHead):
+    """-log sigma(beta * Delta), Delta = r(x, y_w) - r(x, y_l); see `VARIANTS` for the others."""
+
+    record_kind = "pair"
+    roles = ("chosen", "rejected")
+
+    def __init__(
+        self,
+        beta: float = 0.1,
+        label_smoothing: float = 0.0,
+        variant: str = "sigmoid",
+        sft_weight: float = 0.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if variant not in VARIANTS:
+            raise ValueError(f"loss.variant={variant!r}; allowed: {', '.join(VARIANTS)}")
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
+        self.beta, self.label_smoothing, self.variant, self.sft_weight = beta, label_smoothing, variant, sft_weight
+
+    def preference_logits(self, logps: SequenceLogps, batch: dict[str, Any]) -> torch.Tensor:
+        """The argument of log sigma; RPO overrides this to subtract its margin."""
+        return self.beta * (logps.reward("chosen") - logps.reward("rejected"))
+
+    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+        delta = logps.reward("chosen") - logps.reward("rejected")
+        if self.variant == "sigmoid":
+            per_example = sigmoid_preference_loss(self.preference_logits(logps, batch), self.label_smoothing)
+        elif self.variant == "hinge":
+            per_example = hinge_preference_loss(self.beta * delta)
+        else:
+            avg_delta = logps.reward("chosen") / logps.tokens["chosen"].clamp(min=1) - logps.reward(
+                "rejected"
+            ) / logps.tokens["rejected"].clamp(min=1)
+            per_example = ipo_loss(avg_delta, self.beta)
+        metrics = pair_metrics(logps, delta)
+        if self.sft_weight:
+            nll = per_token_nll(logps.policy["chosen"], logps.tokens["chosen"])
+            per_example = per_example + self.sft_weight * nll
+            metrics["sft/nll"] = nll.detach()
+        return LossOutput(loss=per_example.mean(), metrics=metrics)

@@ -1,0 +1,56 @@
+"""IOPO (Input-Output Preference Optimization, arXiv 2411.06208).
+
+An example holds two instructions x1, x2 that differ in some constraints and their
+responses y1, y2. With r_ij = r(x_i, y_j) the loss is
+    -log sigma(beta/2 * [(2 r11 - r12 - r21) + (2 r22 - r21 - r12)])
+which simplifies to -log sigma(beta * (r11 + r22 - r12 - r21)): matched pairs must
+beat the crossed pairs, both as output preference (fixed x) and input preference (fixed y).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
+from ifpo.losses.functional import per_token_nll, sigmoid_preference_loss
+
+
+@register_loss("iopo")
+class IOPOLoss(LossHead):
+    record_kind = "quad"
+    # r11, r22 are the matched pairs; r12 = (x1, y2), r21 = (x2, y1) the crossed ones.
+    roles = ("x1y1", "x2y2", "x1y2", "x2y1")
+
+    def __init__(
+        self, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0, **options: Any
+    ) -> None:
+        super().__init__(**options)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
+        self.beta, self.label_smoothing, self.sft_weight = beta, label_smoothing, sft_weight
+
+    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+        r11, r22, r12, r21 = (logps.reward(role) for role in self.roles)
+        output_pref = 2 * r11 - r12 - r21
+        input_pref = 2 * r22 - r21 - r12
+        logits = self.beta / 2 * (output_pref + input_pref)
+        per_example = sigmoid_preference_loss(logits, self.label_smoothing)
+        matched_minus_crossed = r11 + r22 - r12 - r21
+        metrics = {
+            "rewards/r11": r11.detach(),
+            "rewards/r22": r22.detach(),
+            "rewards/r12": r12.detach(),
+            "rewards/r21": r21.detach(),
+            "rewards/margins": matched_minus_crossed.detach(),
+            "rewards/accuracies": (matched_minus_crossed > 0).float().detach(),
+            "logps/matched": ((logps.policy["x1y1"] + logps.policy["x2y2"]) / 2).detach(),
+            "logps/crossed": ((logps.policy["x1y2"] + logps.policy["x2y1"]) / 2).detach(),
+        }
+        if self.sft_weight:
+            nll = (
+                per_token_nll(logps.policy["x1y1"], logps.tokens["x1y1"])
+                + per_token_nll(logps.policy["x2y2"], logps.tokens["x2y2"])
+            ) / 2
+            per_example = per_example + self.sft_weight * nll
+            metrics["sft/nll"] = nll.detach()
+        return LossOutput(loss=per_example.mean(), metrics=metrics)

@@ -1,0 +1,1 @@
+"""Project maintenance scripts (python -m ifpo.tools.<name>)."""

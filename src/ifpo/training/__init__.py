@@ -1,0 +1,1 @@
+"""Lightning module, callbacks and the training pipeline."""

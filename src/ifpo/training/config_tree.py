@@ -1,0 +1,30 @@
+"""Print the composed config as a rich tree (rank zero) and save it to the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import rich.syntax
+import rich.tree
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+PRINT_ORDER = ("model", "ref", "data", "loss", "optim", "trainer", "callbacks", "logger", "paths")
+
+
+@rank_zero_only
+def print_config_tree(cfg: DictConfig, output_dir: str | None = None, order: Sequence[str] = PRINT_ORDER) -> None:
+    tree = rich.tree.Tree("CONFIG", guide_style="dim")
+    fields = [f for f in order if f in cfg] + [f for f in cfg if f not in order]
+    for name in fields:
+        branch = tree.add(str(name), guide_style="dim")
+        value = cfg[name]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    Console().print(tree)
+    if output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(output_dir) / "config_tree.log", "w") as f:
+            Console(file=f, width=120).print(tree)

@@ -1,0 +1,167 @@
+"""The preference LightningModule: a trainable policy, a frozen reference, a pluggable head.
+
+One concatenated policy forward covers every sequence of a batch (2B rows for pairs, 4B
+for quads); the reference runs once under no_grad. Per-sequence log-probs are computed
+with the chunked LM-head path, so full-vocabulary float32 logits never exist.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
+from transformers import get_scheduler
+
+from ifpo.losses import LossHead, SequenceLogps, get_loss_head
+from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
+from ifpo.models.logprobs import sequence_logprobs
+
+REFERENCE_PREFIX = "reference."
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def role_logps(
+    model: torch.nn.Module, batch: dict[str, Any], chunk_size: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Summed response log-probs and token counts per role from one forward over all rows."""
+    decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
+    sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], getattr(head, "bias", None), chunk_size)
+    size = batch["batch_size"]
+    logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
+    tokens = {role: counts[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
+    return logps, tokens
+
+
+class PreferenceModule(pl.LightningModule):
+    def __init__(self, model: Any, ref: Any, loss: Any, optim: Any) -> None:
+        super().__init__()
+        self.save_hyperparameters({"model": _plain(model), "ref": _plain(ref), "loss": _plain(loss), "optim": _plain(optim)})
+        self.model_cfg, self.ref_cfg = self.hparams["model"], self.hparams["ref"]
+        self.optim_cfg = self.hparams["optim"]
+        self.head: LossHead = get_loss_head(**self.hparams["loss"])
+        if self.head.needs_reference and self.ref_cfg["mode"] == "none":
+            raise ValueError(f"loss={self.head.name} needs a reference model; ref.mode=none is only for loss=sft")
+        self.policy: torch.nn.Module | None = None
+        self.reference: torch.nn.Module | None = None
+        self._train_metrics = torch.nn.ModuleDict()
+        self._tokens_since_log = 0
+        self._last_log_time = time.perf_counter()
+        self._last_logged_step = -1
+
+    # -- models -------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Create policy and reference here (idempotent), so sharded strategies can partition them."""
+        if self.policy is not None:
+            return
+        self.policy = build_causal_lm(self.model_cfg)
+        if self.head.needs_reference and self.ref_cfg["mode"] == "copy":
+            if self.ref_cfg.get("name_or_path"):
+                self.reference = build_causal_lm(self.model_cfg, self.ref_cfg["name_or_path"])
+            else:
+                self.reference = build_causal_lm(self.model_cfg)
+                self.reference.load_state_dict(self.policy.state_dict())
+            freeze(self.reference)
+
+    def train(self, mode: bool = True) -> "PreferenceModule":
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()  # dropout etc. stay off in the reference, always
+        return self
+
+    # -- checkpoints: the reference is never saved ---------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict")
+        if state is not None and self.reference is not None:
+            for key, value in self.reference.state_dict().items():
+                state.setdefault(REFERENCE_PREFIX + key, value)
+
+    # -- the step ------------------------------------------------------------------------
+    def compute_logps(self, batch: dict[str, Any]) -> SequenceLogps:
+        chunk = int(self.model_cfg.get("logprob_chunk_size", 1024))
+        policy, tokens = role_logps(self.policy, batch, chunk)
+        reference = None
+        if self.head.needs_reference:
+            if "reference_logps" in batch:  # precomputed by a pre-pass
+                reference = batch["reference_logps"]
+            else:
+                with torch.no_grad():
+                    reference, _ = role_logps(self.reference, batch, chunk)
+        return SequenceLogps(policy=policy, tokens=tokens, reference=reference)
+
+    def _metric(self, name: str) -> MeanMetric:
+        key = name.replace("/", "__")
+        if key not in self._train_metrics:
+            self._train_metrics[key] = MeanMetric().to(self.device)
+        return self._train_metrics[key]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.head(self.compute_logps(batch), batch)
+        self._metric("loss").update(out.loss.detach(), weight=batch["batch_size"])
+        for name, values in out.metrics.items():
+            self._metric(name).update(values.float())
+        self._tokens_since_log += int(batch["attention_mask"].sum())
+        return out.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        norms = [p.grad.detach().float().norm() for p in self.policy.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Log the metrics accumulated since the last optimizer step (exact under accumulation)."""
+        step = self.trainer.global_step
+        if step == self._last_logged_step:
+            return  # still accumulating gradients
+        self._last_logged_step = step
+        for key, metric in self._train_metrics.items():
+            if metric.update_count:
+                self.log(f"train/{key.replace('__', '/')}", metric.compute(), on_step=True, on_epoch=False, prog_bar=key in ("loss", "rewards__accuracies"))
+            metric.reset()
+        now = time.perf_counter()
+        tokens = self.all_gather(torch.tensor(self._tokens_since_log, device=self.device)).sum()
+        self.log("train/tokens_per_sec", tokens.float() / max(now - self._last_log_time, 1e-9), on_step=True, on_epoch=False)
+        self._tokens_since_log, self._last_log_time = 0, now
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            self.log("train/lr", scheduler.get_last_lr()[0], on_step=True, on_epoch=False)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self.head(self.compute_logps(batch), batch)
+        size = batch["batch_size"]
+        self.log("val/loss", out.loss, on_epoch=True, batch_size=size, sync_dist=True, prog_bar=True)
+        for name, values in out.metrics.items():
+            self.log(f"val/{name}", values.float().mean(), on_epoch=True, batch_size=size, sync_dist=True, prog_bar=name == "rewards/accuracies")
+
+    # -- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_cfg
+        decay, no_decay = [], []
+        for name, parameter in self.policy.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.ndim < 2 else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        extra = {"min_lr_rate": cfg["min_lr_ratio"]} if cfg["scheduler"] == "cosine_with_min_lr" else None
+        scheduler = get_scheduler(
+            cfg["scheduler"], optimizer, num_warmup_steps=int(cfg["warmup_ratio"] * total),
+            num_training_steps=total, scheduler_specific_kwargs=extra,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,20 @@
+"""Train a policy with a preference (or SFT) head: `python train.py +experiment=NAME key=value ...`."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+import ifpo.config  # noqa: F401  (registers the structured config schemas)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from ifpo.training.pipeline import train
+
+    metrics = train(cfg)
+    return metrics.get(cfg.optimized_metric)
+
+
+if __name__ == "__main__":
+    main()
