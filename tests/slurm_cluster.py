@@ -68,7 +68,11 @@ def ensure_slurm_installed() -> None:
     if shutil.which("apt-get") is None:
         raise SlurmError(f"SLURM binaries {missing_binaries()} are missing and apt-get is not available.")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    commands = (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *SLURM_PACKAGES])
+    wait_for_lock = ["-o", "DPkg::Lock::Timeout=300"]  # another apt run may hold the dpkg lock
+    commands = (
+        ["apt-get", *wait_for_lock, "update", "-q"],
+        ["apt-get", *wait_for_lock, "install", "-y", "-q", *SLURM_PACKAGES],
+    )
     for command in commands:
         try:
             done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=900)

@@ -19,7 +19,8 @@ if str(REPO_ROOT) not in sys.path:  # `tests` is a namespace package rooted at t
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests import conftest_slurm
-from tests.slurm_cluster import SlurmCluster, parse_record, pid_alive
+from tests import slurm_cluster as slurm_cluster_module
+from tests.slurm_cluster import SlurmCluster, SlurmError, ensure_slurm_installed, parse_record, pid_alive
 
 # Registers the session fixture for this module even before tests/conftest.py imports it.
 slurm_cluster = conftest_slurm.slurm_cluster
@@ -90,6 +91,23 @@ def test_parse_record_splits_key_values() -> None:
         "Restarts": "2",
         "Comment": "",
     }
+
+
+def test_failed_apt_install_raises_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_apt = tmp_path / "apt-get"
+    fake_apt.write_text("#!/bin/sh\necho 'E: registry unreachable' >&2\nexit 100\n")
+    fake_apt.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(slurm_cluster_module.os, "geteuid", lambda: 0)
+    with pytest.raises(SlurmError, match=r"apt-get .*update.* failed \(rc=100\)(.|\n)*registry unreachable"):
+        ensure_slurm_installed()
+
+
+def test_skip_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(conftest_slurm.SKIP_ENV, raising=False)
+    assert conftest_slurm.slurm_skip_reason() is None
+    monkeypatch.setenv(conftest_slurm.SKIP_ENV, "1")
+    assert "IFPO_SKIP_SLURM=1" in (conftest_slurm.slurm_skip_reason() or "")
 
 
 # ------------------------------------------------------------------ real cluster
