@@ -203,12 +203,18 @@ def test_cache_key_ignores_base_url_but_not_model(tmp_path: Path) -> None:
 
 
 def test_concurrency_limit_is_honoured(tmp_path: Path) -> None:
-    with FakeChatServer(lambda i, body: Reply(completion("x"), delay_s=0.05)) as server:
+    def slow_judge(index: int, body: dict) -> Reply:
+        reply = keyword_judge(body)
+        reply.delay_s = 0.1
+        return reply
+
+    with FakeChatServer(slow_judge) as server:
         config = make_config(server, None, concurrency=3, timeout_s=2.0)
         with JudgeClient(config, show_progress=False) as client:
             requests = [JudgeRequest(f"i{n}", "r", ("c",)) for n in range(12)]
-            client.judge_many(requests, on_error="record")
-        assert server.request_count >= 12
+            judgements = client.judge_many(requests)
+        assert all(j.ok for j in judgements)
+        assert server.request_count == 12
         assert server.max_in_flight == 3  # reached, never exceeded
 
 
