@@ -111,17 +111,17 @@ def _swap_choice(kind: str, param: str, options: tuple[str, ...]) -> Reviser:
     return revise
 
 
-def _replace_word_in_list(kind: str, param: str) -> Reviser:
-    """Replace one listed word by a fresh one from IFEval's own word list."""
+def _change_word_list(kind: str, param: str, add: bool) -> Reviser:
+    """Add a fresh word from IFEval's word list (``add``) or replace one listed word with it."""
 
     def revise(kwargs: Mapping[str, Any], rng: random.Random) -> KindAndKwargs:
         words = list(kwargs[param])
         taken = {w.lower() for w in words}
         fresh = rng.choice([w for w in instructions_util.WORD_LIST if w.lower() not in taken])
-        if words:
-            words[rng.randrange(len(words))] = fresh
-        else:
+        if add or not words:
             words.append(fresh)
+        else:
+            words[rng.randrange(len(words))] = fresh
         return kind, {**kwargs, param: words}
 
     return revise
@@ -185,7 +185,7 @@ IFEVAL_KINDS: dict[str, IFEvalKindInfo] = {
             "Make sure your answer mentions {keywords_text}.",
             "Your response must contain the words {keywords_text}.",
         ),
-        revise=_replace_word_in_list("keywords:existence", "keywords"),
+        revise=_change_word_list("keywords:existence", "keywords", add=False),
         reverse=lambda kw: ("keywords:forbidden_words", {"forbidden_words": list(kw["keywords"])}),
         reverse_exactness="approximate",
         extra_fields=lambda kw: {"keywords_text": _quoted_list(kw.get("keywords", []))},
@@ -197,7 +197,8 @@ IFEVAL_KINDS: dict[str, IFEvalKindInfo] = {
             "Avoid using the words {forbidden_words_text} anywhere in your answer.",
             "Your response must not contain the words {forbidden_words_text}.",
         ),
-        revise=_replace_word_in_list("keywords:forbidden_words", "forbidden_words"),
+        # Forbidding one more word is stricter: answers using it now fail.
+        revise=_change_word_list("keywords:forbidden_words", "forbidden_words", add=True),
         reverse=lambda kw: ("keywords:existence", {"keywords": list(kw["forbidden_words"])}),
         reverse_exactness="approximate",
         extra_fields=lambda kw: {"forbidden_words_text": _quoted_list(kw.get("forbidden_words", []))},
