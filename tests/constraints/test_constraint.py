@@ -1,6 +1,7 @@
 import random
 
 import pytest
+from constraint_samples import SAMPLE_KWARGS
 
 from ifpo.constraints import (
     IFEVAL_KIND_IDS,
@@ -10,9 +11,6 @@ from ifpo.constraints import (
     get_kind,
     load_ifeval_jsonl,
 )
-
-from constraint_samples import SAMPLE_KWARGS
-
 
 
 def test_all_25_ifeval_ids_are_registered_and_checkable():

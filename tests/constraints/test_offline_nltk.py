@@ -62,6 +62,6 @@ def test_import_and_checks_make_no_network_calls():
         print("refused:", sorted(REFUSED_DOWNLOADS))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout

@@ -2,10 +2,9 @@ import random
 import string
 
 import pytest
+from constraint_samples import SAMPLE_KWARGS
 
 from ifpo.constraints import IFEVAL_KIND_IDS, Constraint
-
-from constraint_samples import SAMPLE_KWARGS
 
 EXACT = {
     "length_constraints:number_words": ("relation", "num_words", [1, 5, 20, 40]),

@@ -21,7 +21,7 @@ from if_verifiable.common import get_loose_transformations
 
 from ifpo.constraints.errors import ConstraintError, ResourceUnavailableError
 from ifpo.constraints.ifeval_kinds import RELATIONS
-from ifpo.constraints.registry import FREE_TEXT, KindSpec, get_kind
+from ifpo.constraints.registry import KindSpec, get_kind
 
 _RELATION_PARAMS = ("relation", "let_relation", "capital_relation")
 

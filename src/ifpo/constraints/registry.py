@@ -19,8 +19,8 @@ from ifpo.constraints.ifeval_kinds import IFEVAL_KINDS, KindAndKwargs, Reverser,
 
 offline_nltk.install()
 
-from if_verifiable.ifbench.instructions_registry import INSTRUCTION_DICT as _IFBENCH_CHECKERS  # noqa: E402
-from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT as _IFEVAL_CHECKERS  # noqa: E402
+from if_verifiable.ifbench.instructions_registry import INSTRUCTION_DICT as _IFBENCH_CHECKERS
+from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT as _IFEVAL_CHECKERS
 
 FREE_TEXT = "free_text"
 
