@@ -215,3 +215,27 @@ def test_private_cluster_stops_only_its_own_daemons(slurm_cluster: SlurmCluster)
     assert not any(pid_alive(pid) for pid in pids)  # type: ignore[arg-type]
     assert not second.root.exists()
     slurm_cluster.wait_idle(timeout=10)  # the session cluster is untouched
+
+
+@pytest.mark.slurm
+def test_sweep_array_trains_real_train_py(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    """End to end with the real train.py: two 1-step runs side by side (~25 s on 2 CPUs)."""
+    sweep = tmp_path / "sweep.txt"
+    # Each run generates its synthetic data into its own tmp dir: no race, nothing written to the repo.
+    sweep.write_text(
+        f"loss=dpo data.synthetic.output_dir={tmp_path}/data0\nloss=rpo data.synthetic.output_dir={tmp_path}/data1\n"
+    )
+    job = slurm_cluster.sbatch(
+        SLURM_DIR / "sweep_array.sbatch",
+        str(sweep),
+        "debug=fast",
+        "trainer.max_steps=1",
+        options=["--array=0-1", "--ntasks-per-node=1", *CPU_RESOURCES, f"--output={tmp_path}/%x-%A_%a.out"],
+        env={"IFPO_PYTHON": sys.executable, "IFPO_RUN_ROOT": str(tmp_path / "runs")},
+        cwd=REPO_ROOT,
+    )
+    states = slurm_cluster.wait_array(job, timeout=400)
+    logs = "\n".join(path.read_text()[-3000:] for path in sorted(tmp_path.glob("*.out")))
+    assert states == {0: "COMPLETED", 1: "COMPLETED"}, logs
+    for task in (0, 1):
+        assert (tmp_path / "runs" / f"ifpo-sweep-{job}_{task}" / "metrics.json").exists(), logs
