@@ -11,6 +11,7 @@ Requires root (SlurmUser=root) and the Debian packages ``slurmctld slurmd slurm-
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -142,10 +143,17 @@ class SlurmCluster:
 
     def start(self, timeout: float = 60.0) -> None:
         """Write config, launch munged -> slurmctld -> slurmd, return once the node is idle."""
-        if os.geteuid() != 0:
-            raise SlurmError("SlurmCluster runs its daemons as root (SlurmUser=root); run the tests as root.")
-        ensure_slurm_installed()
+        try:
+            if os.geteuid() != 0:
+                raise SlurmError(
+                    "SlurmCluster runs its daemons as root (SlurmUser=root); run the tests as root."
+                )
+            ensure_slurm_installed()
+        except SlurmError:
+            self.stop()  # removes the temp dir made by __init__
+            raise
         began = time.monotonic()
+        atexit.register(self.stop)  # safety net if the owner never calls stop(); stop() is idempotent
         self._make_dirs()
         self._write_munge_key()
         self._write_config()
@@ -175,7 +183,10 @@ class SlurmCluster:
     def stop(self) -> None:
         """Cancel our jobs, terminate the daemons we launched (reverse order), delete the temp dir."""
         if "slurmctld" in self._started:
-            self._cancel_all_jobs()
+            try:
+                self._cancel_all_jobs()
+            except (subprocess.SubprocessError, OSError):
+                pass  # a hung controller must not keep us from killing the daemons
         for name in reversed(self._started):
             self._terminate(name)
         self._started.clear()
@@ -412,13 +423,16 @@ class SlurmCluster:
         pid = self.daemon_pid(name)
         if pid is None or not pid_alive(pid):
             return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    break
+                time.sleep(0.05)
+        except ProcessLookupError:
+            pass  # exited between the check and the signal
 
     def _cancel_all_jobs(self) -> None:
         """Kill leftover jobs first so no slurmstepd outlives the slurmd that spawned it."""

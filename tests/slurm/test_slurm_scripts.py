@@ -103,6 +103,14 @@ def test_failed_apt_install_raises_clear_error(monkeypatch: pytest.MonkeyPatch, 
         ensure_slurm_installed()
 
 
+def test_non_root_start_fails_and_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(slurm_cluster_module.os, "geteuid", lambda: 1000)
+    cluster = SlurmCluster()
+    with pytest.raises(SlurmError, match="as root"):
+        cluster.start()
+    assert not cluster.root.exists()
+
+
 def test_skip_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(conftest_slurm.SKIP_ENV, raising=False)
     assert conftest_slurm.slurm_skip_reason() is None
