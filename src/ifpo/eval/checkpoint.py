@@ -1,0 +1,72 @@
+"""Load the policy to evaluate: a Hugging Face folder/hub id, or a training Lightning ``.ckpt``.
+
+A training checkpoint stores the policy under ``state_dict["policy.*"]`` (see
+``ifpo.training.module.PreferenceModule``); the architecture comes from the ``model``
+config, exactly as training built it, and the weights are then loaded strictly so a
+mismatched architecture fails loudly instead of evaluating a half-random model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ifpo.models.loading import build_causal_lm, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+POLICY_PREFIX = "policy."
+
+
+class CheckpointError(ValueError):
+    """A training checkpoint is missing, unreadable, or does not fit the configured model."""
+
+
+def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The policy weights of a Lightning checkpoint, with the ``policy.`` prefix removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        # Lightning checkpoints hold only tensors and plain containers here (PreferenceModule
+        # saves its hparams as plain dicts), so the safe unpickler is enough.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no 'state_dict' (is this a Lightning checkpoint?)")
+    policy = {k[len(POLICY_PREFIX) :]: v for k, v in state.items() if k.startswith(POLICY_PREFIX)}
+    if not policy:
+        prefixes = sorted({k.split(".", 1)[0] for k in state})
+        raise CheckpointError(f"{path}: no '{POLICY_PREFIX}*' weights in state_dict (found prefixes {prefixes})")
+    return policy
+
+
+def load_policy(model_cfg: Any, checkpoint: str | Path | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model, tokenizer) from ``model_cfg``; with ``checkpoint``, its policy weights replace the model's."""
+    tokenizer = load_tokenizer(model_cfg)
+    model = build_causal_lm(model_cfg)
+    if checkpoint is not None:
+        state = policy_state_dict(checkpoint)
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches raise even with strict=False
+            raise CheckpointError(f"{checkpoint}: policy weights do not fit model config: {exc}") from exc
+        # Tied weights (e.g. lm_head = embed_tokens) may legitimately be absent from the file.
+        tied = set(getattr(model, "_tied_weights_keys", None) or [])
+        missing = [k for k in result.missing_keys if k not in tied]
+        if missing or result.unexpected_keys:
+            raise CheckpointError(
+                f"{checkpoint}: policy weights do not fit model config "
+                f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}); "
+                "evaluate with the same model=... the run trained"
+            )
+        log.info("loaded %d policy tensors from %s", len(state), checkpoint)
+    model.eval()
+    return model, tokenizer
