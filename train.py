@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas)
+from ifpo.config.cli import normalize_argv
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -17,4 +18,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    normalize_argv()
     main()

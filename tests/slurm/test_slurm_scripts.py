@@ -22,8 +22,6 @@ from tests import conftest_slurm
 from tests import slurm_cluster as slurm_cluster_module
 from tests.slurm_cluster import SlurmCluster, SlurmError, ensure_slurm_installed, parse_record, pid_alive
 
-# Registers the session fixture for this module even before tests/conftest.py imports it.
-slurm_cluster = conftest_slurm.slurm_cluster
 
 SLURM_DIR = REPO_ROOT / "slurm"
 SCRIPTS = ("train_multinode.sbatch", "sweep_array.sbatch")

@@ -1,0 +1,42 @@
+# ifpo: `make train` and `make test` set everything up on a fresh machine first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The same pin resolves to the CPU build on CPU-only machines set up like CI and to the
+# CUDA build elsewhere; an open range would pull a multi-GB CUDA wheel everywhere.
+TORCH_VERSION ?= 2.13.0
+ARGS ?=
+
+.PHONY: setup train test test-all lint bench gpu-check clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+setup: $(VENV)/.installed  ## create .venv with the package (editable) and dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# DeepSpeed builds against the installed torch; with build isolation it would fetch another one.
+	$(PY) -m pip install --quiet --no-build-isolation "deepspeed>=0.17,<0.20"
+	touch $@
+
+train: setup  ## the embedded CPU default: tiny Llama, RPO head, synthetic data (ARGS="..." for overrides)
+	$(PY) train.py $(ARGS)
+
+test: setup  ## the default test suite (no GPU, no slow tests)
+	$(PY) -m pytest $(ARGS)
+
+test-all: setup  ## every CPU test, slow ones included
+	$(PY) -m pytest -m "not gpu" $(ARGS)
+
+lint: setup  ## ruff + shellcheck
+	$(VENV)/bin/ruff check src tests train.py
+	$(VENV)/bin/shellcheck slurm/*.sbatch
+
+clean:  ## remove run outputs, generated data and caches (keeps .venv)
+	rm -rf outputs multirun data .pytest_cache .ruff_cache wandb
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

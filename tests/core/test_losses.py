@@ -1,0 +1,180 @@
+"""Loss heads against hand-computed values, their invariants, and float64 gradients."""
+
+import math
+
+import pytest
+import torch
+
+from ifpo.losses import SequenceLogps, get_loss_head, registered_losses
+
+
+def _pair_logps(generator, n=5, dtype=torch.float64, requires_grad=False):
+    def rand():
+        return (torch.randn(n, generator=generator, dtype=dtype) * 3 - 20).requires_grad_(requires_grad)
+
+    policy = {"chosen": rand(), "rejected": rand()}
+    reference = {"chosen": rand(), "rejected": rand()}
+    tokens = {"chosen": torch.randint(1, 30, (n,), generator=generator), "rejected": torch.randint(1, 30, (n,), generator=generator)}
+    return SequenceLogps(policy=policy, tokens=tokens, reference=reference)
+
+
+def _quad_logps(generator, n=5, dtype=torch.float64):
+    roles = ("x1y1", "x2y2", "x1y2", "x2y1")
+    policy = {r: torch.randn(n, generator=generator, dtype=dtype) - 10 for r in roles}
+    reference = {r: torch.randn(n, generator=generator, dtype=dtype) - 10 for r in roles}
+    tokens = {r: torch.randint(1, 30, (n,), generator=generator) for r in roles}
+    return SequenceLogps(policy=policy, tokens=tokens, reference=reference)
+
+
+def _log_sigmoid(z: float) -> float:
+    return -math.log1p(math.exp(-z))
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
+
+
+def test_registry_lists_all_heads():
+    assert set(registered_losses()) >= {"sft", "dpo", "iopo", "rpo"}
+    with pytest.raises(ValueError, match="registered heads"):
+        get_loss_head("dpp")
+
+
+def test_dpo_sigmoid_matches_hand_computation(gen):
+    logps = _pair_logps(gen)
+    beta, eps = 0.3, 0.1
+    out = get_loss_head("dpo", beta=beta, label_smoothing=eps)(logps, {})
+    expected = []
+    for i in range(5):
+        delta = (logps.policy["chosen"][i] - logps.reference["chosen"][i]) - (
+            logps.policy["rejected"][i] - logps.reference["rejected"][i]
+        )
+        z = beta * float(delta)
+        expected.append(-(1 - eps) * _log_sigmoid(z) - eps * _log_sigmoid(-z))
+    assert out.loss.item() == pytest.approx(sum(expected) / 5, rel=1e-12)
+    acc = [1.0 if (logps.reward("chosen")[i] > logps.reward("rejected")[i]) else 0.0 for i in range(5)]
+    assert out.metrics["rewards/accuracies"].tolist() == acc
+
+
+def test_dpo_ipo_and_hinge_variants(gen):
+    logps = _pair_logps(gen)
+    beta = 0.2
+    ipo = get_loss_head("dpo", beta=beta, variant="ipo")(logps, {}).loss.item()
+    hinge = get_loss_head("dpo", beta=beta, variant="hinge")(logps, {}).loss.item()
+    ipo_expected, hinge_expected = 0.0, 0.0
+    for i in range(5):
+        rc = float(logps.policy["chosen"][i] - logps.reference["chosen"][i])
+        rr = float(logps.policy["rejected"][i] - logps.reference["rejected"][i])
+        avg = rc / int(logps.tokens["chosen"][i]) - rr / int(logps.tokens["rejected"][i])
+        ipo_expected += (avg - 1 / (2 * beta)) ** 2 / 5
+        hinge_expected += max(0.0, 1 - beta * (rc - rr)) / 5
+    assert ipo == pytest.approx(ipo_expected, rel=1e-12)
+    assert hinge == pytest.approx(hinge_expected, rel=1e-12)
+
+
+def test_dpo_sft_term_adds_per_token_nll(gen):
+    logps = _pair_logps(gen)
+    base = get_loss_head("dpo", beta=0.1)(logps, {}).loss.item()
+    with_sft = get_loss_head("dpo", beta=0.1, sft_weight=0.5)(logps, {}).loss.item()
+    nll = sum(-float(logps.policy["chosen"][i]) / int(logps.tokens["chosen"][i]) for i in range(5)) / 5
+    assert with_sft == pytest.approx(base + 0.5 * nll, rel=1e-12)
+
+
+@pytest.mark.parametrize("margin_in_beta", [False, True])
+def test_rpo_matches_hand_computation(gen, margin_in_beta):
+    logps = _pair_logps(gen)
+    margin = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0], dtype=torch.float64)
+    beta, gamma = 0.1, 0.05
+    out = get_loss_head("rpo", beta=beta, gamma=gamma, margin_in_beta=margin_in_beta)(logps, {"margin": margin})
+    expected = 0.0
+    for i in range(5):
+        delta = float(logps.reward("chosen")[i] - logps.reward("rejected")[i])
+        g = float(margin[i])
+        z = beta * (delta - gamma * g) if margin_in_beta else beta * delta - gamma * g
+        expected += -_log_sigmoid(z) / 5
+    assert out.loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_rpo_with_zero_gamma_equals_dpo(gen):
+    logps = _pair_logps(gen)
+    batch = {"margin": torch.tensor([1.0, 4.0, 2.0, 3.0, 7.0], dtype=torch.float64)}
+    rpo = get_loss_head("rpo", beta=0.1, gamma=0.0)(logps, batch).loss
+    dpo = get_loss_head("dpo", beta=0.1)(logps, batch).loss
+    assert torch.equal(rpo, dpo)
+
+
+def test_larger_margin_gives_larger_rpo_loss(gen):
+    logps = _pair_logps(gen)
+    head = get_loss_head("rpo", beta=0.1, gamma=0.05)
+    losses = [head(logps, {"margin": torch.full((5,), float(g), dtype=torch.float64)}).loss.item() for g in range(6)]
+    assert all(a < b for a, b in zip(losses, losses[1:]))
+
+
+def test_iopo_matches_both_forms_of_the_formula(gen):
+    logps = _quad_logps(gen)
+    beta = 0.25
+    out = get_loss_head("iopo", beta=beta)(logps, {})
+    expected_long, expected_short = 0.0, 0.0
+    for i in range(5):
+        r = {k: float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
+        long_form = beta / 2 * ((2 * r["x1y1"] - r["x1y2"] - r["x2y1"]) + (2 * r["x2y2"] - r["x2y1"] - r["x1y2"]))
+        short_form = beta * (r["x1y1"] + r["x2y2"] - r["x1y2"] - r["x2y1"])
+        expected_long += -_log_sigmoid(long_form) / 5
+        expected_short += -_log_sigmoid(short_form) / 5
+    assert out.loss.item() == pytest.approx(expected_long, rel=1e-12)
+    assert out.loss.item() == pytest.approx(expected_short, rel=1e-12)
+
+
+def test_iopo_invariant_to_swapping_the_two_halves(gen):
+    logps = _quad_logps(gen)
+    swap = {"x1y1": "x2y2", "x2y2": "x1y1", "x1y2": "x2y1", "x2y1": "x1y2"}
+    swapped = SequenceLogps(
+        policy={swap[k]: v for k, v in logps.policy.items()},
+        tokens={swap[k]: v for k, v in logps.tokens.items()},
+        reference={swap[k]: v for k, v in logps.reference.items()},
+    )
+    head = get_loss_head("iopo", beta=0.1)
+    assert head(logps, {}).loss.item() == pytest.approx(head(swapped, {}).loss.item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("name,kwargs", [("dpo", {}), ("rpo", {"gamma": 0.0}), ("iopo", {})])
+def test_policy_equal_to_reference_gives_ln2(gen, name, kwargs):
+    logps = _quad_logps(gen) if name == "iopo" else _pair_logps(gen)
+    same = SequenceLogps(policy=logps.policy, tokens=logps.tokens, reference=dict(logps.policy))
+    out = get_loss_head(name, beta=0.1, **kwargs)(same, {"margin": torch.ones(5, dtype=torch.float64)})
+    assert out.loss.item() == pytest.approx(math.log(2), abs=1e-15)
+
+
+def test_sft_is_token_weighted_nll(gen):
+    logps = _pair_logps(gen)
+    out = get_loss_head("sft")(SequenceLogps(policy=logps.policy, tokens=logps.tokens), {})
+    expected = -float(logps.policy["chosen"].sum()) / int(logps.tokens["chosen"].sum())
+    assert out.loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dpo", "rpo", "iopo", "sft"])
+def test_gradients_in_float64(gen, name):
+    roles = ("x1y1", "x2y2", "x1y2", "x2y1") if name == "iopo" else ("chosen", "rejected")
+    tokens = {r: torch.randint(1, 10, (3,), generator=gen) for r in roles}
+    reference = {r: torch.randn(3, generator=gen, dtype=torch.float64) for r in roles}
+    margin = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    head = get_loss_head(name, **({"beta": 0.5} if name != "sft" else {}))
+    inputs = tuple(torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in roles)
+
+    def fn(*policy_values):
+        logps = SequenceLogps(
+            policy=dict(zip(roles, policy_values)), tokens=tokens, reference=None if name == "sft" else reference
+        )
+        return head(logps, {"margin": margin}).loss
+
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_bad_options_are_rejected():
+    with pytest.raises(ValueError, match="allowed: sigmoid, ipo, hinge"):
+        get_loss_head("dpo", variant="kto")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        get_loss_head("iopo", label_smoothing=0.7)
+    with pytest.raises(ValueError, match="only variant=sigmoid"):
+        get_loss_head("rpo", variant="ipo")
