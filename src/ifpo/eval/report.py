@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +153,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def log_to_loggers(result: BenchmarkResult, loggers: Iterable[Any]) -> None:
-    """Send the flat metrics to each Lightning logger; W&B also gets the examples table and summary."""
+def log_to_loggers(result: BenchmarkResult, loggers: Iterable[Any], files: Mapping[str, Path] | None = None) -> None:
+    """Send the flat metrics to each Lightning logger; W&B also gets the examples table, the summary
+    and copies of the result files (summary.json, the chart) in its run folder, offline runs included."""
     flat = result.flat_metrics()
     for logger in loggers:
         logger.log_metrics(flat, step=0)
@@ -166,8 +168,13 @@ def log_to_loggers(result: BenchmarkResult, loggers: Iterable[Any]) -> None:
                 kind_rows = [[k, r["count"], r["strict"], r["loose"]] for k, r in result.per_kind.items()]
                 logger.log_table(key=f"{result.benchmark}/per_kind", columns=["kind", "count", "strict", "loose"],
                                  data=kind_rows)
+            for path in (files or {}).values():
+                if path.suffix in (".json", ".png"):  # examples are already the table above
+                    shutil.copy2(path, Path(logger.experiment.dir) / path.name)
         logger.save()
         logger.finalize("success")
+        if type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish()  # flush the summary now: an eval run is complete here
 
 
 def _cell(value: Any) -> Any:

@@ -447,5 +447,5 @@ def evaluate(cfg: DictConfig) -> BenchmarkResult:
         from ifpo.training.pipeline import instantiate_group
 
         prepare_wandb_env()
-        log_to_loggers(result, instantiate_group(cfg.logger))
+        log_to_loggers(result, instantiate_group(cfg.logger), paths)
     return result
