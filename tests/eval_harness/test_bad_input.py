@@ -18,8 +18,12 @@ def _records():
     return [
         GOOD,
         {"key": 2, "prompt": "Two.", "instruction_id_list": ["made:up"], "kwargs": [{}]},
-        {"key": 3, "prompt": "Three.", "instruction_id_list": ["punctuation:no_comma", "also:unknown", "made:up"],
-         "kwargs": [{}, {}, {}]},
+        {
+            "key": 3,
+            "prompt": "Three.",
+            "instruction_id_list": ["punctuation:no_comma", "also:unknown", "made:up"],
+            "kwargs": [{}, {}, {}],
+        },
         # An IFBench id is unknown to IFEval's checkers.
         {"key": 4, "prompt": "Four.", "instruction_id_list": ["count:word_count_range"], "kwargs": [{}]},
     ]
@@ -38,8 +42,18 @@ def test_unknown_ids_are_listed_in_one_error(tmp_path):
 def test_unknown_ids_can_be_skipped_and_counted(tmp_path):
     data = write_jsonl(tmp_path / "bench.jsonl", _records())
     responses = write_jsonl(tmp_path / "responses.jsonl", [{"prompt": "Say hi.", "response": "hi there"}])
-    result = evaluate(eval_config(tmp_path / "run", ["+eval=ifeval", f"eval.data={data}", f"eval.responses={responses}",
-                                                     "eval.on_unknown=skip", "eval.chart=false"]))
+    result = evaluate(
+        eval_config(
+            tmp_path / "run",
+            [
+                "+eval=ifeval",
+                f"eval.data={data}",
+                f"eval.responses={responses}",
+                "eval.on_unknown=skip",
+                "eval.chart=false",
+            ],
+        )
+    )
     assert result.skipped == {"unknown_instruction_id": 3}
     assert result.metrics["num_prompts"] == 1 and result.metrics["prompt_strict"] == 1.0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -50,12 +64,24 @@ def test_unknown_ids_can_be_skipped_and_counted(tmp_path):
     "bad_line, match",
     [
         ('{"key": 2, "prompt": "x", ', r"bench\.jsonl:line 2: invalid JSON"),
-        (json.dumps({"key": 2, "prompt": "x", "instruction_id_list": ["punctuation:no_comma"], "kwargs": {}}),
-         r"bench\.jsonl:line 2 field 'kwargs'"),
+        (
+            json.dumps(
+                {"key": 2, "prompt": "x", "instruction_id_list": ["punctuation:no_comma"], "kwargs": {}}
+            ),
+            r"bench\.jsonl:line 2 field 'kwargs'",
+        ),
         (json.dumps({"key": 2, "instruction_id_list": []}), r"bench\.jsonl:line 2 field 'prompt'"),
-        (json.dumps({"key": 2, "prompt": "x", "instruction_id_list": ["length_constraints:number_words"],
-                     "kwargs": [{"relation": "about", "num_words": 3}]}),
-         r"bench\.jsonl:line 2 field 'kwargs\[0\]\.relation'"),
+        (
+            json.dumps(
+                {
+                    "key": 2,
+                    "prompt": "x",
+                    "instruction_id_list": ["length_constraints:number_words"],
+                    "kwargs": [{"relation": "about", "num_words": 3}],
+                }
+            ),
+            r"bench\.jsonl:line 2 field 'kwargs\[0\]\.relation'",
+        ),
     ],
 )
 def test_malformed_benchmark_file_names_file_line_field(tmp_path, bad_line, match):
@@ -68,25 +94,48 @@ def test_malformed_benchmark_file_names_file_line_field(tmp_path, bad_line, matc
 def test_malformed_responses_file_and_missing_responses(tmp_path):
     data = write_jsonl(tmp_path / "bench.jsonl", [GOOD, {**GOOD, "key": 2, "prompt": "Other."}])
     bad = tmp_path / "responses.jsonl"
-    bad.write_text(json.dumps({"prompt": "Say hi.", "response": "ok"}) + "\n" + json.dumps({"prompt": "Other."}) + "\n")
+    bad.write_text(
+        json.dumps({"prompt": "Say hi.", "response": "ok"}) + "\n" + json.dumps({"prompt": "Other."}) + "\n"
+    )
     with pytest.raises(DataFormatError, match=r"responses\.jsonl:line 2 field 'response'"):
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={bad}"]))
     partial = write_jsonl(tmp_path / "partial.jsonl", [{"prompt": "Say hi.", "response": "ok"}])
     with pytest.raises(DataFormatError, match="no response for prompt 2"):
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={partial}"]))
-    result = evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={partial}",
-                                             "eval.on_missing=skip", "eval.chart=false"]))
+    result = evaluate(
+        eval_config(
+            tmp_path,
+            [
+                "+eval=ifeval",
+                f"eval.data={data}",
+                f"eval.responses={partial}",
+                "eval.on_missing=skip",
+                "eval.chart=false",
+            ],
+        )
+    )
     assert result.skipped == {"missing_response": 1} and result.metrics["num_prompts"] == 1
 
 
 def test_empty_responses_fail_every_instruction(tmp_path):
     # Both would pass with a non-empty response: no commas, no forbidden word.
-    records = [GOOD, {"key": 2, "prompt": "Avoid cats.", "instruction_id_list": ["keywords:forbidden_words"],
-                      "kwargs": [{"forbidden_words": ["cat"]}]}]
+    records = [
+        GOOD,
+        {
+            "key": 2,
+            "prompt": "Avoid cats.",
+            "instruction_id_list": ["keywords:forbidden_words"],
+            "kwargs": [{"forbidden_words": ["cat"]}],
+        },
+    ]
     data = write_jsonl(tmp_path / "bench.jsonl", records)
-    responses = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "Say hi.", "response": ""},
-                                                   {"prompt": "Avoid cats.", "response": "   "}])
-    result = evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={responses}"]))
+    responses = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"prompt": "Say hi.", "response": ""}, {"prompt": "Avoid cats.", "response": "   "}],
+    )
+    result = evaluate(
+        eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={responses}"])
+    )
     assert result.metrics["instruction_strict"] == 0.0 and result.metrics["instruction_loose"] == 0.0
 
 

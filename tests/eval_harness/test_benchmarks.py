@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import ifpo.eval.runner as runner
 from ifpo.constraints import Constraint
 from ifpo.data.synthetic import generate_tasks, write_response
+from ifpo.eval import runner
 from ifpo.eval.multi_if import load_multi_if_csv, score_multi_if
 from ifpo.eval.runner import evaluate
 from ifpo.eval.synthetic_heldout import heldout_examples
@@ -41,7 +41,9 @@ def use_generator(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ Multi-IF
-COLUMNS = ["key", "language"] + [f"turn_{k}_{p}" for k in (1, 2, 3) for p in ("prompt", "instruction_id_list", "kwargs")]
+COLUMNS = ["key", "language"] + [
+    f"turn_{k}_{p}" for k in (1, 2, 3) for p in ("prompt", "instruction_id_list", "kwargs")
+]
 
 
 def _multi_if_csv(path: Path, rows: list[dict]) -> Path:
@@ -54,13 +56,20 @@ def _multi_if_csv(path: Path, rows: list[dict]) -> Path:
 
 
 def _turn(k, prompt, ids, kwargs):
-    return {f"turn_{k}_prompt": prompt, f"turn_{k}_instruction_id_list": json.dumps(ids),
-            f"turn_{k}_kwargs": json.dumps([json.dumps(kw) for kw in kwargs])}
+    return {
+        f"turn_{k}_prompt": prompt,
+        f"turn_{k}_instruction_id_list": json.dumps(ids),
+        f"turn_{k}_kwargs": json.dumps([json.dumps(kw) for kw in kwargs]),
+    }
 
 
 MULTI_IF_ROWS = [
-    {"key": "c1", "language": "English", **_turn(1, "Write about rivers.", ["punctuation:no_comma"], [{}]),
-     **_turn(2, "Now lowercase.", ["punctuation:no_comma", "change_case:english_lowercase"], [{}, {}])},
+    {
+        "key": "c1",
+        "language": "English",
+        **_turn(1, "Write about rivers.", ["punctuation:no_comma"], [{}]),
+        **_turn(2, "Now lowercase.", ["punctuation:no_comma", "change_case:english_lowercase"], [{}, {}]),
+    },
     {"key": "c2", "language": "French", **_turn(1, "Écris.", ["punctuation:no_comma"], [{}])},
 ]
 
@@ -74,15 +83,22 @@ def test_multi_if_turns_see_own_answers_and_score_per_language(tmp_path, use_gen
     def answer(conversation):  # turn 1 of c1 breaks no_comma; its turn 2 follows both
         turn = sum(m["role"] == "user" for m in conversation)
         first = conversation[0]["content"]
-        return {("Write about rivers.", 1): "Rivers, flow.", ("Write about rivers.", 2): LONG,
-                ("Écris.", 1): "bonjour"}[(first, turn)]
+        return {
+            ("Write about rivers.", 1): "Rivers, flow.",
+            ("Write about rivers.", 2): LONG,
+            ("Écris.", 1): "bonjour",
+        }[(first, turn)]
 
     generator = use_generator(ScriptedGenerator(answer))
     result = evaluate(eval_config(tmp_path / "run", ["+eval=multi_if", f"eval.data={data}"]))
     second_turn = [c for c in generator.seen if len(c) == 3]
-    assert second_turn == [[{"role": "user", "content": "Write about rivers."},
-                            {"role": "assistant", "content": "Rivers, flow."},
-                            {"role": "user", "content": "Now lowercase."}]]
+    assert second_turn == [
+        [
+            {"role": "user", "content": "Write about rivers."},
+            {"role": "assistant", "content": "Rivers, flow."},
+            {"role": "user", "content": "Now lowercase."},
+        ]
+    ]
     expected = score_multi_if(load_multi_if_csv(data), {"c1": ["Rivers, flow.", LONG], "c2": ["bonjour"]})
     assert result.metrics["turn_1"] == expected.turn_scores()[1] == 0.5
     assert result.metrics["turn_2"] == expected.turn_scores()[2] == 1.0
@@ -91,27 +107,49 @@ def test_multi_if_turns_see_own_answers_and_score_per_language(tmp_path, use_gen
     assert result.per_kind["punctuation:no_comma"] == {"count": 3, "strict": 2 / 3, "loose": 2 / 3}
     # Rescoring the saved generations: same numbers, no generation.
     use_generator(None)
-    again = evaluate(eval_config(tmp_path / "again", ["+eval=multi_if", f"eval.data={data}",
-                                                      f"eval.responses={tmp_path / 'run' / 'examples.jsonl'}"]))
+    again = evaluate(
+        eval_config(
+            tmp_path / "again",
+            ["+eval=multi_if", f"eval.data={data}", f"eval.responses={tmp_path / 'run' / 'examples.jsonl'}"],
+        )
+    )
     assert again.metrics == result.metrics and again.groups == result.groups
 
 
 def test_multi_if_unknown_ids_listed_or_skipped(tmp_path):
     rows = MULTI_IF_ROWS + [{"key": "c3", "language": "German", **_turn(1, "x", ["nope:kind"], [{}])}]
     data = _multi_if_csv(tmp_path / "multi_if.csv", rows)
-    with pytest.raises(ValueError, match=r"multi_if\.csv: 1 unknown Multi-IF instruction id\(s\): 'nope:kind' \(line 4\)"):
+    with pytest.raises(
+        ValueError, match=r"multi_if\.csv: 1 unknown Multi-IF instruction id\(s\): 'nope:kind' \(line 4\)"
+    ):
         evaluate(eval_config(tmp_path, ["+eval=multi_if", f"eval.data={data}"]))
-    responses = write_jsonl(tmp_path / "r.jsonl", [{"key": "c1", "responses": ["a", "b"]},
-                                                   {"key": "c2", "responses": ["c"]}])
-    result = evaluate(eval_config(tmp_path / "run", ["+eval=multi_if", f"eval.data={data}", "eval.on_unknown=skip",
-                                                     f"eval.responses={responses}", "eval.chart=false"]))
+    responses = write_jsonl(
+        tmp_path / "r.jsonl", [{"key": "c1", "responses": ["a", "b"]}, {"key": "c2", "responses": ["c"]}]
+    )
+    result = evaluate(
+        eval_config(
+            tmp_path / "run",
+            [
+                "+eval=multi_if",
+                f"eval.data={data}",
+                "eval.on_unknown=skip",
+                f"eval.responses={responses}",
+                "eval.chart=false",
+            ],
+        )
+    )
     assert result.skipped == {"unknown_instruction_id": 1} and result.metrics["num_conversations"] == 2
 
 
 def test_multi_if_responses_file_errors_are_located(tmp_path):
     data = _multi_if_csv(tmp_path / "multi_if.csv", MULTI_IF_ROWS)
     bad = tmp_path / "r.jsonl"
-    bad.write_text(json.dumps({"key": "c1", "responses": ["a", "b"]}) + "\n" + json.dumps({"key": "c2", "responses": "c"}) + "\n")
+    bad.write_text(
+        json.dumps({"key": "c1", "responses": ["a", "b"]})
+        + "\n"
+        + json.dumps({"key": "c2", "responses": "c"})
+        + "\n"
+    )
     with pytest.raises(ValueError, match=r"r\.jsonl:line 2 field 'responses'"):
         evaluate(eval_config(tmp_path, ["+eval=multi_if", f"eval.data={data}", f"eval.responses={bad}"]))
 
@@ -130,16 +168,23 @@ def test_synthetic_per_kind_accuracy_matches_construction(tmp_path):
     vectors = {t.uid: [rng.random() < 0.5 for _ in t.specs] for t in tasks}
     texts = {t.uid: write_response(t.topic, t.specs, vectors[t.uid], rng) for t in tasks}
     path = write_jsonl(tmp_path / "r.jsonl", [{"key": k, "response": v} for k, v in texts.items()])
-    result = evaluate(eval_config(tmp_path / "run", ["+eval=synthetic", f"eval.num_examples={n}", f"eval.seed={seed}",
-                                                     f"eval.responses={path}"]))
+    result = evaluate(
+        eval_config(
+            tmp_path / "run",
+            ["+eval=synthetic", f"eval.num_examples={n}", f"eval.seed={seed}", f"eval.responses={path}"],
+        )
+    )
     checked: dict[str, list[bool]] = {}
     constructed: dict[str, list[bool]] = {}
     for t in tasks:
         for spec, ok in zip(t.specs, vectors[t.uid]):
-            checked.setdefault(spec.kind, []).append(bool(Constraint(spec.kind, spec.kwargs).check(texts[t.uid])))
+            checked.setdefault(spec.kind, []).append(
+                bool(Constraint(spec.kind, spec.kwargs).check(texts[t.uid]))
+            )
             constructed.setdefault(spec.kind, []).append(ok)
     assert {k: (r["count"], r["strict"]) for k, r in result.per_kind.items()} == {
-        k: (len(v), sum(v) / len(v)) for k, v in checked.items()}
+        k: (len(v), sum(v) / len(v)) for k, v in checked.items()
+    }
     exact = ("punctuation:no_comma", "keywords:existence", "keywords:forbidden_words", "startend:end_checker")
     for kind in exact:
         assert result.per_kind[kind]["strict"] == sum(constructed[kind]) / len(constructed[kind]), kind
@@ -158,44 +203,93 @@ def test_synthetic_heldout_is_deterministic_and_disjoint_from_training():
 
 # ---------------------------------------------------------------------------- judged
 def _judge_overrides(server):
-    return [f"eval.judge.base_url={server.base_url}", "eval.judge.cache_dir=null", "eval.judge.backoff_s=0",
-            "eval.judge.timeout_s=5"]
+    return [
+        f"eval.judge.base_url={server.base_url}",
+        "eval.judge.cache_dir=null",
+        "eval.judge.backoff_s=0",
+        "eval.judge.timeout_s=5",
+    ]
 
 
 def test_trace_and_cfbench_through_the_judge(tmp_path, use_generator):
-    trace = write_jsonl(tmp_path / "trace.jsonl", [
-        {"id": "a", "instruction": "Name a fruit.", "constraints": ["mention 'apple'"]},
-        {"id": "b", "instruction": "Name two fruits.", "constraints": ["mention 'apple'", "mention 'kiwi'"]},
-    ])
+    trace = write_jsonl(
+        tmp_path / "trace.jsonl",
+        [
+            {"id": "a", "instruction": "Name a fruit.", "constraints": ["mention 'apple'"]},
+            {
+                "id": "b",
+                "instruction": "Name two fruits.",
+                "constraints": ["mention 'apple'", "mention 'kiwi'"],
+            },
+        ],
+    )
     cf = tmp_path / "cfbench.json"
-    cf.write_text(json.dumps([{"idx": 1, "prompt": "Name a fruit.", "criteria": [["mention 'apple'", "主需"]]},
-                              {"idx": 2, "prompt": "Name two fruits.",
-                               "criteria": [["mention 'apple'", "primary"], ["mention 'kiwi'", "secondary"]]}]))
+    cf.write_text(
+        json.dumps(
+            [
+                {"idx": 1, "prompt": "Name a fruit.", "criteria": [["mention 'apple'", "主需"]]},
+                {
+                    "idx": 2,
+                    "prompt": "Name two fruits.",
+                    "criteria": [["mention 'apple'", "primary"], ["mention 'kiwi'", "secondary"]],
+                },
+            ]
+        )
+    )
     generator = use_generator(ScriptedGenerator(lambda c: "an apple"))
     with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
-        result = evaluate(eval_config(tmp_path / "trace", ["+eval=trace", f"eval.data={trace}", *_judge_overrides(server)]))
-        assert (result.metrics["IF-S"], result.metrics["IF-M"], result.metrics["mean_score"]) == (1.0, 0.0, 0.75)
-        cf_result = evaluate(eval_config(tmp_path / "cf", ["+eval=cfbench", f"eval.data={cf}", *_judge_overrides(server)]))
+        result = evaluate(
+            eval_config(tmp_path / "trace", ["+eval=trace", f"eval.data={trace}", *_judge_overrides(server)])
+        )
+        assert (result.metrics["IF-S"], result.metrics["IF-M"], result.metrics["mean_score"]) == (
+            1.0,
+            0.0,
+            0.75,
+        )
+        cf_result = evaluate(
+            eval_config(tmp_path / "cf", ["+eval=cfbench", f"eval.data={cf}", *_judge_overrides(server)])
+        )
         assert (cf_result.metrics["CSR"], cf_result.metrics["ISR"]) == (0.75, 0.5)
         assert server.request_count == 4
-    assert [c[-1]["content"] for c in generator.seen] == ["Name a fruit.", "Name two fruits.", "Name a fruit.", "Name two fruits."]
+    assert [c[-1]["content"] for c in generator.seen] == [
+        "Name a fruit.",
+        "Name two fruits.",
+        "Name a fruit.",
+        "Name two fruits.",
+    ]
     saved = [json.loads(line) for line in (tmp_path / "trace" / "examples.jsonl").read_text().splitlines()]
     assert saved[1]["response"] == "an apple" and saved[1]["judgement"]["satisfied"] == [True, False]
     assert (tmp_path / "trace" / "accuracy_by_kind.png").exists()
 
 
 def test_sysbench_generates_turns_with_own_history(tmp_path, use_generator):
-    row = {"system_id": 7, "system_prompt": "Always say arr.",
-           "messages": [{"role": "system", "content": "Always say arr."}, {"role": "user", "content": "hi"},
-                        {"role": "assistant", "content": "arr hi"}, {"role": "user", "content": "bye"}],
-           "prompt_infos": {"hi": {"criteria": {"1": {"criteria_content": "says 'arr'"}}},
-                            "bye": {"criteria": {"1": {"criteria_content": "says 'arr'"},
-                                                 "2": {"criteria_content": "says 'bye'"}}}}}
+    row = {
+        "system_id": 7,
+        "system_prompt": "Always say arr.",
+        "messages": [
+            {"role": "system", "content": "Always say arr."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "arr hi"},
+            {"role": "user", "content": "bye"},
+        ],
+        "prompt_infos": {
+            "hi": {"criteria": {"1": {"criteria_content": "says 'arr'"}}},
+            "bye": {
+                "criteria": {"1": {"criteria_content": "says 'arr'"}, "2": {"criteria_content": "says 'bye'"}}
+            },
+        },
+    }
     data = tmp_path / "sysbench.json"
     data.write_text(json.dumps([row]))
     generator = use_generator(ScriptedGenerator(lambda c: f"arr {c[-1]['content']}"))
     with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
-        result = evaluate(eval_config(tmp_path / "run", ["+eval=sysbench", f"eval.data={data}", *_judge_overrides(server)]))
-    assert generator.seen[1] == [{"role": "system", "content": "Always say arr."}, {"role": "user", "content": "hi"},
-                                 {"role": "assistant", "content": "arr hi"}, {"role": "user", "content": "bye"}]
+        result = evaluate(
+            eval_config(tmp_path / "run", ["+eval=sysbench", f"eval.data={data}", *_judge_overrides(server)])
+        )
+    assert generator.seen[1] == [
+        {"role": "system", "content": "Always say arr."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "arr hi"},
+        {"role": "user", "content": "bye"},
+    ]
     assert (result.metrics["CSR"], result.metrics["ISR"], result.metrics["SSR"]) == (1.0, 1.0, 1.0)

@@ -28,9 +28,22 @@ def cli_run(tmp_path_factory, ifeval_records) -> tuple[Path, Path, subprocess.Co
     run_dir = tmp / "run"
     env = {**os.environ, "IFPO_ROOT": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "eval.py"), "+eval=ifeval", "model=tiny_llama", f"eval.data={data}",
-         "eval.generation.max_new_tokens=8", "eval.generation.batch_size=2", f"hydra.run.dir={run_dir}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "eval.py"),
+            "+eval=ifeval",
+            "model=tiny_llama",
+            f"eval.data={data}",
+            "eval.generation.max_new_tokens=8",
+            "eval.generation.batch_size=2",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return data, run_dir, proc
@@ -43,12 +56,20 @@ def test_results_folder_contents(cli_run):
     records = [json.loads(line) for line in lines]
     prompts = [json.loads(line)["prompt"] for line in data.read_text().splitlines()]
     assert sorted(r["prompt"] for r in records) == sorted(prompts)
-    assert all(isinstance(r["response"], str) and len(r["follow_instruction_list_strict"]) ==
-               len(r["instruction_id_list"]) for r in records)
+    assert all(
+        isinstance(r["response"], str)
+        and len(r["follow_instruction_list_strict"]) == len(r["instruction_id_list"])
+        for r in records
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {"benchmark", "num_examples", "metrics", "per_kind", "skipped", "files"} <= set(summary)
     assert summary["benchmark"] == "ifeval" and summary["num_examples"] == 3
-    assert set(summary["metrics"]) >= {"prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"}
+    assert set(summary["metrics"]) >= {
+        "prompt_strict",
+        "prompt_loose",
+        "instruction_strict",
+        "instruction_loose",
+    }
     assert summary["metrics"]["num_instructions"] == sum(len(r["instruction_id_list"]) for r in records)
     assert set(summary["per_kind"]) == {k for r in records for k in r["instruction_id_list"]}
     png = run_dir / summary["files"]["chart"]
@@ -60,13 +81,15 @@ def test_results_folder_contents(cli_run):
 
 def test_rescoring_saved_generations_loads_no_model_and_agrees(cli_run, tmp_path, monkeypatch):
     data, run_dir, _ = cli_run
-    import ifpo.eval.runner as runner
+    from ifpo.eval import runner
 
     def no_model(cfg):
         raise AssertionError("rescoring must not build a generator")
 
     monkeypatch.setattr(runner, "build_generator", no_model)
-    cfg = eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={run_dir / 'examples.jsonl'}"])
+    cfg = eval_config(
+        tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={run_dir / 'examples.jsonl'}"]
+    )
     result = evaluate(cfg)
     first = json.loads((run_dir / "summary.json").read_text())["metrics"]
     assert result.metrics == first

@@ -36,9 +36,18 @@ def scored(ifeval_dir, tmp_path_factory):
     gpt4 = load_responses_jsonl(ifeval_dir / GPT4)
     instructions, _ = load_ifeval_jsonl(ifeval_dir / "input_data.jsonl")
     constructed = {ins.prompt: _construct(i, gpt4[ins.prompt]) for i, ins in enumerate(instructions)}
-    responses = write_jsonl(tmp / "responses.jsonl", [{"prompt": p, "response": r} for p, r in constructed.items()])
-    cfg = eval_config(tmp / "run", ["+eval=ifeval", f"eval.data={ifeval_dir / 'input_data.jsonl'}",
-                                    f"eval.responses={responses}", "eval.chart=false"])
+    responses = write_jsonl(
+        tmp / "responses.jsonl", [{"prompt": p, "response": r} for p, r in constructed.items()]
+    )
+    cfg = eval_config(
+        tmp / "run",
+        [
+            "+eval=ifeval",
+            f"eval.data={ifeval_dir / 'input_data.jsonl'}",
+            f"eval.responses={responses}",
+            "eval.chart=false",
+        ],
+    )
     result = evaluate(cfg)
     lines = (tmp / "run" / "examples.jsonl").read_text(encoding="utf-8").splitlines()
     return instructions, constructed, result, [json.loads(line) for line in lines]
@@ -56,7 +65,9 @@ def test_cli_path_equals_rule_scorer_per_example(scored):
         assert example["follow_instruction_list_loose"] == lo.follow_instruction_list
     assert {k: result.metrics[k] for k in direct.summary()} == direct.summary()
     table = direct.per_instruction()
-    assert result.per_kind == {k: {"count": r.count, "strict": r.strict, "loose": r.loose} for k, r in table.items()}
+    assert result.per_kind == {
+        k: {"count": r.count, "strict": r.strict, "loose": r.loose} for k, r in table.items()
+    }
     # The construction really mixes outcomes: every kind both followed and broken somewhere.
     outcomes: dict[str, set[bool]] = {}
     for e in examples:
@@ -75,10 +86,13 @@ def test_cli_path_equals_reference_checkers_per_example(scored, ifeval_records):
         response = constructed[record["prompt"]]
         example = by_prompt[record["prompt"]]
         if not response.strip():  # the reference returns no per-instruction results; ours fail every one
-            assert not any(example["follow_instruction_list_strict"] + example["follow_instruction_list_loose"])
+            assert not any(
+                example["follow_instruction_list_strict"] + example["follow_instruction_list_loose"]
+            )
             continue
-        reference, _ = evaluate_instructions(response, record["instruction_id_list"], record["kwargs"],
-                                             record["prompt"], INSTRUCTION_DICT)
+        reference, _ = evaluate_instructions(
+            response, record["instruction_id_list"], record["kwargs"], record["prompt"], INSTRUCTION_DICT
+        )
         assert example["follow_instruction_list_strict"] == [r.strict_pass for r in reference], record["key"]
         assert example["follow_instruction_list_loose"] == [r.loose_pass for r in reference], record["key"]
         compared += 1

@@ -14,8 +14,10 @@ RECORD = {"key": 1, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no
 
 def _inputs(tmp_path):
     data = write_jsonl(tmp_path / "bench.jsonl", [RECORD, {**RECORD, "key": 2, "prompt": "Again."}])
-    responses = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "Say hi.", "response": "hi"},
-                                                   {"prompt": "Again.", "response": "hi, again"}])
+    responses = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"prompt": "Say hi.", "response": "hi"}, {"prompt": "Again.", "response": "hi, again"}],
+    )
     return [f"eval.data={data}", f"eval.responses={responses}", "eval.chart=false", "+eval=ifeval"]
 
 
@@ -35,8 +37,15 @@ def test_wandb_offline_run_folder_has_the_summary(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     save_dir = tmp_path / "wandb_logs"
-    cfg = eval_config(tmp_path / "run", [*_inputs(tmp_path), "+logger.wandb._target_=lightning.pytorch.loggers.WandbLogger",
-                                         f"+logger.wandb.save_dir={save_dir}", "+logger.wandb.project=ifpo-eval-test"])
+    cfg = eval_config(
+        tmp_path / "run",
+        [
+            *_inputs(tmp_path),
+            "+logger.wandb._target_=lightning.pytorch.loggers.WandbLogger",
+            f"+logger.wandb.save_dir={save_dir}",
+            "+logger.wandb.project=ifpo-eval-test",
+        ],
+    )
     result = evaluate(cfg)
     runs = list(save_dir.glob("wandb/offline-run-*"))
     assert len(runs) == 1
@@ -55,5 +64,6 @@ def test_wandb_offline_run_folder_has_the_summary(tmp_path, monkeypatch):
 def test_csv_logger_gets_the_flat_metrics(tmp_path):
     cfg = eval_config(tmp_path / "run", [*_inputs(tmp_path), "logger=csv"])
     result = evaluate(cfg)
-    rows = list(csv.DictReader(open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv")))
+    with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
     assert float(rows[0]["ifeval/instruction_strict"]) == result.metrics["instruction_strict"] == 0.5

@@ -17,8 +17,14 @@ from ifpo.training.pipeline import train
 from tests.eval_harness.conftest import eval_config
 from tests.hydra_helpers import compose_config
 
-FAST = ["debug=fast", "trainer.max_steps=2", "trainer.val_check_interval=2", "data.batch_size=2",
-        "data.eval_batch_size=4", "trainer.log_every_n_steps=1"]
+FAST = [
+    "debug=fast",
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "data.batch_size=2",
+    "data.eval_batch_size=4",
+    "trainer.log_every_n_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,10 @@ def trained(tmp_path_factory, shared_data_dir):
     with open_dict(cfg):
         cfg.callbacks.heldout_eval = {
             "_target_": "ifpo.eval.callback.HeldoutEvalCallback",
-            "every_n_steps": 1, "num_examples": 3, "max_new_tokens": 4, "batch_size": 3,
+            "every_n_steps": 1,
+            "num_examples": 3,
+            "max_new_tokens": 4,
+            "batch_size": 3,
         }
     metrics = train(cfg)
     return out, cfg, metrics
@@ -39,7 +48,8 @@ def test_callback_logs_heldout_accuracies_each_step(trained):
     for name in ("heldout/prompt_strict", "heldout/instruction_strict", "heldout/instruction_loose"):
         assert name in metrics and 0.0 <= metrics[name] <= 1.0
     assert any(name.startswith("heldout/kind/") for name in metrics)
-    rows = list(csv.DictReader(open(out / "csv" / "version_0" / "metrics.csv")))
+    with open(out / "csv" / "version_0" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
     logged_steps = sorted({int(r["step"]) for r in rows if r.get("heldout/prompt_strict")})
     assert logged_steps == [1, 2]  # every step; the end of training (step 2) is not evaluated twice
     saved = json.loads((out / "metrics.json").read_text())["metrics"]
@@ -74,8 +84,16 @@ def test_checkpoint_policy_weights_are_what_eval_loads(trained, tmp_path):
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
     fresh, _ = load_policy(train_cfg.model)  # random init differs, so the weights really came from the file
     assert not all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
-    cfg = eval_config(tmp_path, ["+eval=synthetic", f"eval.checkpoint={ckpt}", "eval.num_examples=2",
-                                 "eval.generation.max_new_tokens=4", "eval.chart=false"])
+    cfg = eval_config(
+        tmp_path,
+        [
+            "+eval=synthetic",
+            f"eval.checkpoint={ckpt}",
+            "eval.num_examples=2",
+            "eval.generation.max_new_tokens=4",
+            "eval.chart=false",
+        ],
+    )
     result = evaluate(cfg)
     assert result.metrics["num_prompts"] == 2 and len(result.examples) == 2
 
@@ -87,6 +105,8 @@ def test_bad_checkpoints_are_named(tmp_path, trained):
     torch.save({"state_dict": {"model.x": torch.zeros(1)}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match=r"no 'policy\.\*' weights.*\['model'\]"):
         policy_state_dict(tmp_path / "other.ckpt")
-    torch.save({"state_dict": {"policy.model.embed_tokens.weight": torch.zeros(3, 3)}}, tmp_path / "shape.ckpt")
+    torch.save(
+        {"state_dict": {"policy.model.embed_tokens.weight": torch.zeros(3, 3)}}, tmp_path / "shape.ckpt"
+    )
     with pytest.raises(CheckpointError, match="do not fit"):
         load_policy(train_cfg.model, tmp_path / "shape.ckpt")

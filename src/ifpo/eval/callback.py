@@ -42,7 +42,9 @@ class HeldoutEvalCallback(pl.Callback):
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self.num_examples = num_examples
-        self.settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size, show_progress=False)
+        self.settings = GenerationSettings(
+            max_new_tokens=max_new_tokens, batch_size=batch_size, show_progress=False
+        )
         self.seed = seed
         self.at_end = at_end
         self.prefix = prefix
@@ -73,8 +75,13 @@ class HeldoutEvalCallback(pl.Callback):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=step)
-            log.info("step %d: %s prompt_strict=%.3f instruction_strict=%.3f", step, self.prefix,
-                     report.prompt_strict, report.instruction_strict)
+            log.info(
+                "step %d: %s prompt_strict=%.3f instruction_strict=%.3f",
+                step,
+                self.prefix,
+                report.prompt_strict,
+                report.instruction_strict,
+            )
         return metrics
 
     def on_train_batch_end(

@@ -43,11 +43,15 @@ def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     policy = {k[len(POLICY_PREFIX) :]: v for k, v in state.items() if k.startswith(POLICY_PREFIX)}
     if not policy:
         prefixes = sorted({k.split(".", 1)[0] for k in state})
-        raise CheckpointError(f"{path}: no '{POLICY_PREFIX}*' weights in state_dict (found prefixes {prefixes})")
+        raise CheckpointError(
+            f"{path}: no '{POLICY_PREFIX}*' weights in state_dict (found prefixes {prefixes})"
+        )
     return policy
 
 
-def load_policy(model_cfg: Any, checkpoint: str | Path | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_policy(
+    model_cfg: Any, checkpoint: str | Path | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer) from ``model_cfg``; with ``checkpoint``, its policy weights replace the model's."""
     tokenizer = load_tokenizer(model_cfg)
     model = build_causal_lm(model_cfg)

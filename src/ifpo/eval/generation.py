@@ -118,7 +118,9 @@ class HFGenerator:
 class VLLMGenerator:
     """vLLM offline engine (GPU only); imported lazily so CPU installs never need it."""
 
-    def __init__(self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16", **engine: Any) -> None:
+    def __init__(
+        self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16", **engine: Any
+    ) -> None:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:  # pragma: no cover - depends on the GPU install
@@ -134,7 +136,10 @@ class VLLMGenerator:
             top_p=settings.top_p if settings.do_sample else 1.0,
         )
 
-    def generate(self, conversations: Sequence[Conversation], desc: str = "generating") -> list[str]:  # pragma: no cover
-        results = self.llm.chat([[dict(m) for m in c] for c in conversations], self.params,
-                                use_tqdm=self.settings.show_progress)
+    def generate(
+        self, conversations: Sequence[Conversation], desc: str = "generating"
+    ) -> list[str]:  # pragma: no cover
+        results = self.llm.chat(
+            [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress
+        )
         return [r.outputs[0].text.strip() for r in results]

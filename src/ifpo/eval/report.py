@@ -48,7 +48,10 @@ class BenchmarkResult:
 
 def kind_table(report: ScoreReport) -> dict[str, dict[str, float]]:
     """The per-instruction-id accuracy of a rule-scored report as plain dicts."""
-    return {k: {"count": r.count, "strict": r.strict, "loose": r.loose} for k, r in report.per_instruction().items()}
+    return {
+        k: {"count": r.count, "strict": r.strict, "loose": r.loose}
+        for k, r in report.per_instruction().items()
+    }
 
 
 def write_examples(path: Path, examples: Iterable[Mapping[str, Any]]) -> int:
@@ -153,7 +156,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def log_to_loggers(result: BenchmarkResult, loggers: Iterable[Any], files: Mapping[str, Path] | None = None) -> None:
+def log_to_loggers(
+    result: BenchmarkResult, loggers: Iterable[Any], files: Mapping[str, Path] | None = None
+) -> None:
     """Send the flat metrics to each Lightning logger; W&B also gets the examples table, the summary
     and copies of the result files (summary.json, the chart) in its run folder, offline runs included."""
     flat = result.flat_metrics()
@@ -166,8 +171,11 @@ def log_to_loggers(result: BenchmarkResult, loggers: Iterable[Any], files: Mappi
             logger.experiment.summary.update(flat)
             if result.per_kind:
                 kind_rows = [[k, r["count"], r["strict"], r["loose"]] for k, r in result.per_kind.items()]
-                logger.log_table(key=f"{result.benchmark}/per_kind", columns=["kind", "count", "strict", "loose"],
-                                 data=kind_rows)
+                logger.log_table(
+                    key=f"{result.benchmark}/per_kind",
+                    columns=["kind", "count", "strict", "loose"],
+                    data=kind_rows,
+                )
             for path in (files or {}).values():
                 if path.suffix in (".json", ".png"):  # examples are already the table above
                     shutil.copy2(path, Path(logger.experiment.dir) / path.name)

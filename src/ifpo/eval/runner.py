@@ -20,7 +20,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ifpo.constraints import IFBENCH_KIND_IDS, IFEVAL_KIND_IDS, DataFormatError, Instruction, parse_ifeval_record
+from ifpo.constraints import (
+    IFBENCH_KIND_IDS,
+    IFEVAL_KIND_IDS,
+    DataFormatError,
+    Instruction,
+    parse_ifeval_record,
+)
 from ifpo.eval.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
 from ifpo.eval.report import BenchmarkResult, kind_table, log_to_loggers, print_table, write_results
 from ifpo.eval.rule_scoring import (
@@ -52,8 +58,10 @@ def build_generator(cfg: DictConfig) -> Generator:
     settings = generation_settings(gen_cfg)
     if gen_cfg.backend == "vllm":
         if cfg.eval.checkpoint:
-            raise ValueError("backend=vllm reads HF folders only; evaluate a .ckpt with backend=hf "
-                             "or export its policy with save_pretrained first")
+            raise ValueError(
+                "backend=vllm reads HF folders only; evaluate a .ckpt with backend=hf "
+                "or export its policy with save_pretrained first"
+            )
         return VLLMGenerator(cfg.model.name_or_path, settings, dtype=str(cfg.model.dtype))
     if gen_cfg.backend != "hf":
         raise ValueError(f"eval.generation.backend must be 'hf' or 'vllm', got {gen_cfg.backend!r}")
@@ -79,8 +87,9 @@ def _jsonl_rows(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield line_no, json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=line_no,
-                                      reason="invalid_json") from exc
+                raise DataFormatError(
+                    f"invalid JSON: {exc.msg}", source=str(path), line=line_no, reason="invalid_json"
+                ) from exc
 
 
 def _hub_rows(name: str, split: str) -> Iterator[tuple[int, Any]]:
@@ -107,8 +116,10 @@ def unknown_ids_message(unknown: Mapping[str, list[int]], source: str, benchmark
         f"{', ...' if len(lines) > 5 else ''})"
         for kind, lines in sorted(unknown.items())
     )
-    return (f"{source}: {len(unknown)} unknown {benchmark} instruction id(s): {listed}. "
-            "Fix the data, or set eval.on_unknown=skip to score without those prompts")
+    return (
+        f"{source}: {len(unknown)} unknown {benchmark} instruction id(s): {listed}. "
+        "Fix the data, or set eval.on_unknown=skip to score without those prompts"
+    )
 
 
 def load_instructions(
@@ -120,8 +131,11 @@ def load_instructions(
     known = KNOWN_IDS[benchmark]
     unknown = find_unknown_ids(rows, known)
     if unknown and on_unknown == "raise":
-        raise DataFormatError(unknown_ids_message(unknown, source, benchmark), field="instruction_id_list",
-                              reason="unknown_kind")
+        raise DataFormatError(
+            unknown_ids_message(unknown, source, benchmark),
+            field="instruction_id_list",
+            reason="unknown_kind",
+        )
     bad_lines = {line for lines in unknown.values() for line in lines}
     skipped: Counter[str] = Counter()
     instructions = []
@@ -168,8 +182,11 @@ def _rule_benchmark(ecfg: DictConfig, get_generator: GetGenerator, benchmark: st
 
 
 def _rule_metrics(report: ScoreReport) -> dict[str, float | int | None]:
-    return {**report.summary(), "num_prompts": len(report.strict),
-            "num_instructions": sum(len(e.follow_instruction_list) for e in report.strict)}
+    return {
+        **report.summary(),
+        "num_prompts": len(report.strict),
+        "num_instructions": sum(len(e.follow_instruction_list) for e in report.strict),
+    }
 
 
 # ----------------------------------------------------------------------------- Multi-IF
@@ -178,14 +195,26 @@ def load_turn_responses(path: str | Path, field: str = "responses") -> dict[str,
     result: dict[str, list[str]] = {}
     for line, record in _jsonl_rows(path):
         if not isinstance(record, dict):
-            raise DataFormatError("record must be a JSON object", source=str(path), line=line, reason="bad_type")
+            raise DataFormatError(
+                "record must be a JSON object", source=str(path), line=line, reason="bad_type"
+            )
         key, turns = record.get("key"), record.get(field)
         if not isinstance(key, (str, int)) or isinstance(key, bool):
-            raise DataFormatError("'key' must be a string or integer", source=str(path), line=line, field="key",
-                                  reason="missing_field" if key is None else "bad_type")
+            raise DataFormatError(
+                "'key' must be a string or integer",
+                source=str(path),
+                line=line,
+                field="key",
+                reason="missing_field" if key is None else "bad_type",
+            )
         if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
-            raise DataFormatError(f"{field!r} must be a list of strings", source=str(path), line=line,
-                                  field=field, reason="missing_field" if turns is None else "bad_type")
+            raise DataFormatError(
+                f"{field!r} must be a list of strings",
+                source=str(path),
+                line=line,
+                field=field,
+                reason="missing_field" if turns is None else "bad_type",
+            )
         result[str(key)] = turns
     return result
 
@@ -195,14 +224,26 @@ def load_keyed_responses(path: str | Path) -> dict[str, str]:
     result: dict[str, str] = {}
     for line, record in _jsonl_rows(path):
         if not isinstance(record, dict):
-            raise DataFormatError("record must be a JSON object", source=str(path), line=line, reason="bad_type")
+            raise DataFormatError(
+                "record must be a JSON object", source=str(path), line=line, reason="bad_type"
+            )
         key, response = record.get("key"), record.get("response")
         if not isinstance(key, (str, int)) or isinstance(key, bool):
-            raise DataFormatError("'key' must be a string or integer", source=str(path), line=line, field="key",
-                                  reason="missing_field" if key is None else "bad_type")
+            raise DataFormatError(
+                "'key' must be a string or integer",
+                source=str(path),
+                line=line,
+                field="key",
+                reason="missing_field" if key is None else "bad_type",
+            )
         if not isinstance(response, str):
-            raise DataFormatError("'response' must be a string", source=str(path), line=line, field="response",
-                                  reason="missing_field" if response is None else "bad_type")
+            raise DataFormatError(
+                "'response' must be a string",
+                source=str(path),
+                line=line,
+                field="response",
+                reason="missing_field" if response is None else "bad_type",
+            )
         result[str(key)] = response
     return result
 
@@ -246,8 +287,11 @@ def _check_multi_if_ids(path: Path, on_unknown: str, output_dir: str) -> tuple[P
     if not unknown:
         return path, Counter()
     if on_unknown != "skip":
-        raise DataFormatError(unknown_ids_message(unknown, str(path), "Multi-IF"),
-                              field="turn_k_instruction_id_list", reason="unknown_kind")
+        raise DataFormatError(
+            unknown_ids_message(unknown, str(path), "Multi-IF"),
+            field="turn_k_instruction_id_list",
+            reason="unknown_kind",
+        )
     log.warning("%s (skipped)", unknown_ids_message(unknown, str(path), "Multi-IF"))
     filtered = Path(output_dir) / "multi_if_known_ids.csv"
     filtered.parent.mkdir(parents=True, exist_ok=True)
@@ -280,22 +324,39 @@ def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
         turns = []
         for instruction, answer in zip(c.turns, responses[c.id]):
             s, lo = score_example(instruction, answer)
-            turns.append({"instruction_id_list": s.instruction_id_list,
-                          "follow_instruction_list_strict": s.follow_instruction_list,
-                          "follow_instruction_list_loose": lo.follow_instruction_list})
-        examples.append({"key": c.id, "language": c.language, "prompts": [t.prompt for t in c.turns],
-                         "responses": responses[c.id][: len(c.turns)], "turns": turns})
+            turns.append(
+                {
+                    "instruction_id_list": s.instruction_id_list,
+                    "follow_instruction_list_strict": s.follow_instruction_list,
+                    "follow_instruction_list_loose": lo.follow_instruction_list,
+                }
+            )
+        examples.append(
+            {
+                "key": c.id,
+                "language": c.language,
+                "prompts": [t.prompt for t in c.turns],
+                "responses": responses[c.id][: len(c.turns)],
+                "turns": turns,
+            }
+        )
     turn_scores = report.turn_scores()
     metrics: dict[str, float | int | None] = {f"turn_{k}": v for k, v in turn_scores.items()}
     metrics["average"] = sum(turn_scores.values()) / len(turn_scores) if turn_scores else None
     metrics["num_conversations"] = len(conversations)
     groups = {f"turn_{k}": r.summary() for k, r in report.per_turn.items()}
-    groups.update({f"language_{lang}": {f"turn_{k}": v for k, v in turns.items()}
-                   for lang, turns in report.language_scores().items()})
+    groups.update(
+        {
+            f"language_{lang}": {f"turn_{k}": v for k, v in turns.items()}
+            for lang, turns in report.language_scores().items()
+        }
+    )
     strict = [e for r in report.per_turn.values() for e in r.strict]
     loose = [e for r in report.per_turn.values() for e in r.loose]
-    per_kind = {k: {"count": r.count, "strict": r.strict, "loose": r.loose}
-                for k, r in per_instruction_accuracy(strict, loose).items()}
+    per_kind = {
+        k: {"count": r.count, "strict": r.strict, "loose": r.loose}
+        for k, r in per_instruction_accuracy(strict, loose).items()
+    }
     return BenchmarkResult("multi_if", metrics, examples, per_kind, dict(skipped), groups)
 
 
@@ -311,10 +372,15 @@ def _synthetic(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult
         responses = {e.key: t for e, t in zip(items, texts)}
     report = score_heldout(items, responses)
     examples = [
-        {"key": e.key, "messages": e.messages, "response": s.response, "instruction_id_list": s.instruction_id_list,
-         "kwargs": [dict(c.kwargs) for c in e.instruction.constraints],
-         "follow_instruction_list_strict": s.follow_instruction_list,
-         "follow_instruction_list_loose": lo.follow_instruction_list}
+        {
+            "key": e.key,
+            "messages": e.messages,
+            "response": s.response,
+            "instruction_id_list": s.instruction_id_list,
+            "kwargs": [dict(c.kwargs) for c in e.instruction.constraints],
+            "follow_instruction_list_strict": s.follow_instruction_list,
+            "follow_instruction_list_loose": lo.follow_instruction_list,
+        }
         for e, s, lo in zip(items, report.strict, report.loose)
     ]
     return BenchmarkResult("synthetic", _rule_metrics(report), examples, kind_table(report))
@@ -330,22 +396,29 @@ def _judge_client(ecfg: DictConfig) -> Any:
 
 def _require_data(ecfg: DictConfig, name: str) -> str:
     if not ecfg.data:
-        raise ValueError(f"{name} has no hub copy in a fixed layout: set eval.data=PATH to its published file")
+        raise ValueError(
+            f"{name} has no hub copy in a fixed layout: set eval.data=PATH to its published file"
+        )
     return str(ecfg.data)
 
 
-def _single_turn_responses(ecfg: DictConfig, get_generator: GetGenerator, items: list[Any],
-                           prompt: Callable[[Any], str], name: str) -> dict[str, str]:
+def _single_turn_responses(
+    ecfg: DictConfig, get_generator: GetGenerator, items: list[Any], prompt: Callable[[Any], str], name: str
+) -> dict[str, str]:
     if ecfg.responses:
         return load_keyed_responses(ecfg.responses)
     texts = get_generator().generate([_user(prompt(i)) for i in items], desc=name)
     return {str(i.id): t for i, t in zip(items, texts)}
 
 
-def _judged_examples(items: list[Any], texts: Mapping[str, Any], judgements: list[Any], field: str) -> list[dict]:
+def _judged_examples(
+    items: list[Any], texts: Mapping[str, Any], judgements: list[Any], field: str
+) -> list[dict]:
     examples = []
     for item, judged in zip(items, judgements):
-        verdicts = [j.to_dict() for j in judged.turns] if hasattr(judged, "turns") else judged.judgement.to_dict()
+        verdicts = (
+            [j.to_dict() for j in judged.turns] if hasattr(judged, "turns") else judged.judgement.to_dict()
+        )
         examples.append({"key": str(item.id), field: texts[str(item.id)], "judgement": verdicts})
     return examples
 
@@ -367,15 +440,20 @@ def _sysbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
             for item in batch:
                 messages = [{"role": "system", "content": item.system_prompt}]
                 for t in range(turn):
-                    messages += _user(item.user_turns[t]) + [{"role": "assistant", "content": responses[str(item.id)][t]}]
+                    messages += _user(item.user_turns[t]) + [
+                        {"role": "assistant", "content": responses[str(item.id)][t]}
+                    ]
                 conversations.append(messages + _user(item.user_turns[turn]))
             for item, text in zip(batch, generator.generate(conversations, desc=f"SysBench turn {turn + 1}")):
                 responses[str(item.id)].append(text)
     with _judge_client(ecfg) as client:
-        judgements = judge_sysbench(items, responses, client, history=ecfg.history, on_error=ecfg.judge_on_error)
+        judgements = judge_sysbench(
+            items, responses, client, history=ecfg.history, on_error=ecfg.judge_on_error
+        )
     metrics = score_sysbench(judgements, on_failed=ecfg.on_failed)
-    return BenchmarkResult("sysbench", metrics, _judged_examples(items, responses, judgements, "responses"),
-                           skipped=skipped)
+    return BenchmarkResult(
+        "sysbench", metrics, _judged_examples(items, responses, judgements, "responses"), skipped=skipped
+    )
 
 
 def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
@@ -388,8 +466,9 @@ def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
         judgements = judge_cfbench(items, responses, client, on_error=ecfg.judge_on_error)
     metrics = score_cfbench(judgements, on_failed=ecfg.on_failed)
     skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
-    return BenchmarkResult("cfbench", metrics, _judged_examples(items, responses, judgements, "response"),
-                           skipped=skipped)
+    return BenchmarkResult(
+        "cfbench", metrics, _judged_examples(items, responses, judgements, "response"), skipped=skipped
+    )
 
 
 def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
@@ -402,8 +481,9 @@ def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
         judgements = judge_trace(items, responses, client, on_error=ecfg.judge_on_error)
     metrics = score_trace(judgements, threshold=ecfg.threshold, on_failed=ecfg.on_failed)
     skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
-    return BenchmarkResult("trace", metrics, _judged_examples(items, responses, judgements, "response"),
-                           skipped=skipped)
+    return BenchmarkResult(
+        "trace", metrics, _judged_examples(items, responses, judgements, "response"), skipped=skipped
+    )
 
 
 BENCHMARKS: dict[str, Callable[[DictConfig, GetGenerator], BenchmarkResult]] = {
