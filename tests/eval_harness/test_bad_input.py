@@ -149,3 +149,27 @@ def test_missing_or_unknown_benchmark_is_a_clear_error(tmp_path):
 def test_judged_benchmarks_need_a_data_file(tmp_path):
     with pytest.raises(ValueError, match="eval.data=PATH"):
         evaluate(eval_config(tmp_path, ["+eval=cfbench", "eval.responses=x.jsonl"]))
+
+
+def test_limit_scores_the_first_items_only(tmp_path):
+    records = [GOOD, {**GOOD, "key": 2, "prompt": "Second."}, {**GOOD, "key": 3, "prompt": "Third."}]
+    data = write_jsonl(tmp_path / "bench.jsonl", records)
+    responses = write_jsonl(
+        tmp_path / "r.jsonl",
+        [{"prompt": "Say hi.", "response": "a, b"}, {"prompt": "Second.", "response": "ok"}],
+    )
+    result = evaluate(
+        eval_config(
+            tmp_path,
+            [
+                "+eval=ifeval",
+                f"eval.data={data}",
+                f"eval.responses={responses}",
+                "eval.limit=2",
+                "eval.chart=false",
+            ],
+        )
+    )
+    assert [e["key"] for e in result.examples] == ["1", "2"] and result.metrics["prompt_strict"] == 0.5
+    with pytest.raises(ValueError, match="on_unknown must be 'raise' or 'skip'"):
+        evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", "eval.on_unknown=drop"]))

@@ -293,3 +293,43 @@ def test_sysbench_generates_turns_with_own_history(tmp_path, use_generator):
         {"role": "user", "content": "bye"},
     ]
     assert (result.metrics["CSR"], result.metrics["ISR"], result.metrics["SSR"]) == (1.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------------- hub defaults
+def test_hub_datasets_are_the_default_source(tmp_path, monkeypatch):
+    """No eval.data: IFEval and Multi-IF come from datasets.load_dataset(hub_name, split) (stubbed offline)."""
+    import datasets
+
+    calls = []
+    hub = {
+        "google/IFEval": [
+            {
+                "key": 1000,
+                "prompt": "Say hi.",
+                "instruction_id_list": ["punctuation:no_comma"],
+                "kwargs": [{"num_words": None}],
+            }
+        ],
+        "facebook/Multi-IF": MULTI_IF_ROWS,
+    }
+
+    def fake_load_dataset(name, split):
+        calls.append((name, split))
+        rows = hub[name]
+        return datasets.Dataset.from_list(rows) if name == "facebook/Multi-IF" else rows
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    responses = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "Say hi.", "response": "hi"}])
+    result = evaluate(
+        eval_config(tmp_path / "a", ["+eval=ifeval", f"eval.responses={responses}", "eval.chart=false"])
+    )
+    assert result.examples[0]["key"] == "1000" and result.metrics["prompt_strict"] == 1.0
+    turns = write_jsonl(
+        tmp_path / "t.jsonl",
+        [{"key": "c1", "responses": ["a b", "a b"]}, {"key": "c2", "responses": ["x, y"]}],
+    )
+    result = evaluate(
+        eval_config(tmp_path / "b", ["+eval=multi_if", f"eval.responses={turns}", "eval.chart=false"])
+    )
+    assert result.metrics["num_conversations"] == 2 and result.groups["language_French"] == {"turn_1": 0.0}
+    assert calls == [("google/IFEval", "train"), ("facebook/Multi-IF", "train")]
