@@ -1,8 +1,9 @@
 """Load the policy to evaluate: a Hugging Face folder/hub id, or a training Lightning ``.ckpt``.
 
 A training checkpoint stores the policy under ``state_dict["policy.*"]`` (see
-``ifpo.training.module.PreferenceModule``); the architecture comes from the ``model``
-config, exactly as training built it, and the weights are then loaded strictly so a
+``ifpo.training.module.PreferenceModule``) and, in its hyperparameters, the ``model``
+config training built it from; the model is rebuilt from that config (or the one given)
+and the weights are then loaded strictly so a
 mismatched architecture fails loudly instead of evaluating a half-random model.
 """
 
@@ -26,8 +27,7 @@ class CheckpointError(ValueError):
     """A training checkpoint is missing, unreadable, or does not fit the configured model."""
 
 
-def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The policy weights of a Lightning checkpoint, with the ``policy.`` prefix removed."""
+def _read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -37,7 +37,24 @@ def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"{path}: not a Lightning checkpoint (top level is {type(checkpoint).__name__})"
+        )
+    return checkpoint
+
+
+def checkpoint_model_config(path: str | Path) -> dict[str, Any] | None:
+    """The ``model`` config the training run was built from (saved in its hyperparameters), if any."""
+    hparams = _read(path).get("hyper_parameters")
+    model = hparams.get("model") if isinstance(hparams, dict) else None
+    return dict(model) if isinstance(model, dict) else None
+
+
+def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The policy weights of a Lightning checkpoint, with the ``policy.`` prefix removed."""
+    checkpoint = _read(path)
+    state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no 'state_dict' (is this a Lightning checkpoint?)")
     policy = {k[len(POLICY_PREFIX) :]: v for k, v in state.items() if k.startswith(POLICY_PREFIX)}

@@ -52,7 +52,7 @@ def generation_settings(gen_cfg: Mapping[str, Any]) -> GenerationSettings:
 
 def build_generator(cfg: DictConfig) -> Generator:
     """The configured backend around the configured policy (a training checkpoint included)."""
-    from ifpo.eval.checkpoint import load_policy
+    from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
 
     gen_cfg = cfg.eval.generation
     settings = generation_settings(gen_cfg)
@@ -65,7 +65,11 @@ def build_generator(cfg: DictConfig) -> Generator:
         return VLLMGenerator(cfg.model.name_or_path, settings, dtype=str(cfg.model.dtype))
     if gen_cfg.backend != "hf":
         raise ValueError(f"eval.generation.backend must be 'hf' or 'vllm', got {gen_cfg.backend!r}")
-    model, tokenizer = load_policy(cfg.model, cfg.eval.checkpoint)
+    model_cfg: Any = cfg.get("model")
+    if cfg.eval.checkpoint and cfg.eval.get("model_from_checkpoint", True):
+        # The architecture and tokenizer the run trained with, saved in the checkpoint's hparams.
+        model_cfg = checkpoint_model_config(cfg.eval.checkpoint) or model_cfg
+    model, tokenizer = load_policy(model_cfg, cfg.eval.checkpoint)
     device = gen_cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     return HFGenerator(model.to(device), tokenizer, settings)
 
