@@ -96,6 +96,23 @@ def test_checkpoint_policy_weights_are_what_eval_loads(trained, tmp_path):
     )
     result = evaluate(cfg)
     assert result.metrics["num_prompts"] == 2 and len(result.examples) == 2
+    # The same weights exported as an HF folder (model=hf, the default) generate the same greedy answers.
+    model, tokenizer = load_policy(train_cfg.model, ckpt)
+    model.save_pretrained(tmp_path / "hf")
+    tokenizer.save_pretrained(tmp_path / "hf")
+    hf_cfg = eval_config(
+        tmp_path / "hf_run",
+        [
+            "+eval=synthetic",
+            f"model.name_or_path={tmp_path / 'hf'}",
+            "model.dtype=float32",
+            "eval.num_examples=2",
+            "eval.generation.max_new_tokens=4",
+            "eval.chart=false",
+        ],
+    )
+    from_folder = evaluate(hf_cfg)
+    assert [e["response"] for e in from_folder.examples] == [e["response"] for e in result.examples]
 
 
 def test_bad_checkpoints_are_named(tmp_path, trained):
