@@ -1,0 +1,45 @@
+"""Build the configured sampler (the ``sampler`` config group)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ifpo.sampling.base import Sampler
+from ifpo.sampling.file import ResponsesFileSampler
+from ifpo.sampling.hf import HFSampler, SamplingSettings, load_sampling_model
+from ifpo.sampling.synthetic_writer import SyntheticWriterSampler
+
+BACKENDS = ("hf", "vllm", "file", "synthetic")
+
+
+def build_sampler(cfg: Any, model_cfg: Any = None) -> Sampler:
+    """``cfg.backend``: hf | vllm | file (``cfg.responses``) | synthetic (``cfg.satisfy_prob``)."""
+    backend = cfg.backend
+    if backend == "file":
+        if not cfg.get("responses"):
+            raise ValueError("sampler=file needs sampler.responses=PATH (JSONL of {id, responses})")
+        return ResponsesFileSampler(cfg.responses)
+    if backend == "synthetic":
+        return SyntheticWriterSampler(float(cfg.get("satisfy_prob", 0.5)))
+    if backend not in BACKENDS:
+        raise ValueError(f"sampler.backend={backend!r}; allowed: {', '.join(BACKENDS)}")
+    settings = SamplingSettings(
+        max_new_tokens=int(cfg.max_new_tokens),
+        temperature=float(cfg.temperature),
+        top_p=float(cfg.top_p),
+        do_sample=bool(cfg.get("do_sample", True)),
+        batch_size=int(cfg.batch_size),
+    )
+    if backend == "vllm":  # pragma: no cover - GPU only
+        from ifpo.sampling.vllm_backend import VLLMSampler
+
+        source = cfg.get("checkpoint") or (model_cfg.get("name_or_path") if model_cfg is not None else None)
+        if not source:
+            raise ValueError("sampler=vllm needs a Hugging Face folder: sampler.checkpoint or model.name_or_path")
+        return VLLMSampler(str(source), settings)
+    if model_cfg is None:
+        raise ValueError("sampler=hf needs a model config")
+    model, tokenizer = load_sampling_model(model_cfg, cfg.get("checkpoint"))
+    if cfg.get("device"):
+        model.to(cfg.device)
+    return HFSampler(model, tokenizer, settings)

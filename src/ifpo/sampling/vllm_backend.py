@@ -1,0 +1,43 @@
+"""Optional vLLM sampler (GPU installs only); imported lazily so CPU installs never need vllm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ifpo.sampling.base import SampleRequest
+from ifpo.sampling.hf import SamplingSettings
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class VLLMSampler:  # pragma: no cover - needs a GPU and the vllm package
+    """vLLM offline engine; ``n`` samples per prompt via ``SamplingParams(n=..., seed=...)``."""
+
+    def __init__(self, name_or_path: str, settings: SamplingSettings, **engine: Any) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise ImportError("sampler.backend=vllm needs the vllm package (GPU installs); use sampler=hf") from exc
+        self.settings = settings
+        self.llm = LLM(model=name_or_path, **engine)
+
+    def sample(self, requests: Sequence[SampleRequest], n: int, seed: int) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        s = self.settings
+        params = SamplingParams(
+            n=n,
+            seed=seed,
+            max_tokens=s.max_new_tokens,
+            temperature=s.temperature if s.do_sample else 0.0,
+            top_p=s.top_p if s.do_sample else 1.0,
+        )
+        results = self.llm.chat([list(r.messages) for r in requests], params, use_tqdm=False)
+        return [[o.text.strip() for o in r.outputs] for r in results]
