@@ -1,0 +1,165 @@
+"""Weights & Biases for training runs: never prompts, groups sweeps, logs config and sample generations.
+
+Lightning's WandbLogger does the logging; what is added here is the policy around it:
+- `prepare_wandb_env`: offline unless a key (WANDB_API_KEY or a `wandb login` netrc entry) exists,
+  so an unattended job never blocks on a login prompt;
+- `wandb_logger`: the factory conf/logger/wandb.yaml instantiates (group = the sweep's name in a
+  multirun; the run id is kept in the run folder so a requeued job continues the same W&B run);
+- `log_resolved_config`: the whole resolved Hydra config, not only the module's hyperparameters;
+- `SampleGenerationTable`: greedy answers of the policy to a few fixed held-out prompts every N
+  steps, as a W&B table (with whether each answer satisfies all of its constraints).
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+RUN_ID_FILE = "wandb_run_id.txt"
+SAMPLE_COLUMNS = ["step", "key", "prompt", "response", "follows_all"]
+
+
+def wandb_host() -> str:
+    return urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+
+
+def has_wandb_login() -> bool:
+    """A key in the environment or a netrc entry for the W&B host (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(wandb_host()) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def prepare_wandb_env() -> str:
+    """Set WANDB_MODE=offline when nobody is logged in (an explicit WANDB_MODE is kept); returns the mode."""
+    if not os.environ.get("WANDB_MODE") and not has_wandb_login():
+        os.environ["WANDB_MODE"] = "offline"
+    return os.environ.get("WANDB_MODE", "online")
+
+
+def sweep_group(default: str | None) -> str | None:
+    """In a Hydra multirun, the sweep folder's name (one W&B group per sweep); otherwise `default`."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return f"{default}-{Path(HydraConfig.get().sweep.dir).name}" if default else Path(HydraConfig.get().sweep.dir).name
+    except Exception:  # noqa: BLE001  (no Hydra context: plain default)
+        pass
+    return default
+
+
+def wandb_logger(
+    project: str = "ifpo",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    job_type: str = "train",
+    tags: Sequence[str] | None = None,
+    save_dir: str = ".",
+    id: str | None = None,  # noqa: A002  (W&B's own name for it)
+    log_model: bool = False,
+    offline: bool = False,
+) -> WandbLogger:
+    """A Lightning WandbLogger that is offline without a login and continues its run after a requeue."""
+    mode = prepare_wandb_env()
+    id_file = Path(save_dir) / RUN_ID_FILE
+    if id is None and id_file.is_file():
+        id = id_file.read_text().strip() or None  # the same run folder: continue the same W&B run
+    if id is None:
+        import wandb.util
+
+        id = wandb.util.generate_id()
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    id_file.write_text(id)
+    return WandbLogger(
+        project=project, entity=entity, group=sweep_group(group), name=name or None, job_type=job_type,
+        tags=list(tags or []), save_dir=save_dir, id=id, log_model=log_model,
+        offline=offline or mode == "offline", resume="allow",
+    )
+
+
+def wandb_loggers(loggers: Sequence[Any]) -> list[WandbLogger]:
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+
+
+def log_resolved_config(loggers: Sequence[Any], cfg: DictConfig) -> None:
+    """Send the whole resolved config to every W&B logger (Lightning only sends the module's hparams)."""
+    targets = wandb_loggers(loggers)
+    if targets:
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        for logger in targets:
+            logger.log_hyperparams(config)  # rank zero only, inside Lightning
+
+
+class SampleGenerationTable(pl.Callback):
+    """Every `every_n_steps` steps (and at the end) log the policy's greedy answers to fixed held-out prompts.
+
+    Only runs when a W&B logger is configured (generation costs time). All ranks generate, since
+    sharded models need every rank in the forward; rank zero logs. The table accumulates rows of
+    every logging step, so W&B shows how answers change over training.
+    """
+
+    def __init__(self, every_n_steps: int = 50, num_prompts: int = 4, max_new_tokens: int = 64, seed: int = 0,
+                 key: str = "samples/generations") -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps, self.num_prompts, self.max_new_tokens = every_n_steps, num_prompts, max_new_tokens
+        self.seed, self.key = seed, key
+        self.rows: list[list[Any]] = []
+        self._last_step = -1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
+            self.log_samples(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step != self._last_step:
+            self.log_samples(trainer, pl_module)
+
+    def generate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[list[Any]]:
+        """Rows (step, key, prompt, response, follows_all) for the current policy."""
+        from ifpo.eval.generation import GenerationSettings, HFGenerator
+        from ifpo.eval.rule_scoring import score_example
+        from ifpo.eval.synthetic_heldout import heldout_examples
+
+        tokenizer = getattr(getattr(trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is None:
+            from ifpo.models.loading import load_tokenizer
+
+            tokenizer = load_tokenizer(pl_module.model_cfg)  # type: ignore[attr-defined]
+        examples = heldout_examples(self.num_prompts, self.seed)
+        settings = GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=self.num_prompts, show_progress=False)
+        with torch.no_grad():
+            texts = HFGenerator(pl_module.policy, tokenizer, settings).generate([e.messages for e in examples])  # type: ignore[attr-defined]
+        rows = []
+        for example, text in zip(examples, texts):
+            strict, _ = score_example(example.instruction, text)
+            rows.append([trainer.global_step, example.key, example.messages[-1]["content"], text, bool(strict.follow_all_instructions)])
+        return rows
+
+    def log_samples(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        targets = wandb_loggers(trainer.loggers)
+        if not targets:
+            return
+        self._last_step = trainer.global_step
+        self.rows.extend(self.generate(trainer, pl_module))
+        if trainer.is_global_zero:
+            for logger in targets:
+                logger.log_table(key=self.key, columns=SAMPLE_COLUMNS, data=[list(r) for r in self.rows], step=trainer.global_step)
