@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ifpo.constraints import Constraint
 from ifpo.builders.stats import BuildStats
+from ifpo.constraints import Constraint
 
 Reverse = Callable[[Constraint], "Constraint | None"]
 
