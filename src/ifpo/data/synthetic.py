@@ -18,9 +18,10 @@ import copy
 import json
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ifpo.constraints import Constraint, conflicts
 
