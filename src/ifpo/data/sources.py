@@ -42,7 +42,7 @@ def ensure_synthetic_files(cfg: Any) -> tuple[Path, Path]:
     """Generate the synthetic train/val JSONL once (deterministic in the seed), then reuse them."""
     kind = getattr(cfg.records, "value", cfg.records)
     out = Path(cfg.output_dir) / (
-        f"{kind}-n{cfg.num_train_tasks}-v{cfg.num_val_tasks}-s{cfg.samples_per_task}-m{cfg.min_margin}-seed{cfg.seed}"
+        f"v{synthetic.GENERATOR_VERSION}-{kind}-n{cfg.num_train_tasks}-v{cfg.num_val_tasks}-s{cfg.samples_per_task}-m{cfg.min_margin}-seed{cfg.seed}"
     )
     train_path, val_path = out / "train.jsonl", out / "val.jsonl"
     if not (train_path.exists() and val_path.exists()):

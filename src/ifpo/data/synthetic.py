@@ -25,6 +25,9 @@ from typing import Any
 
 from ifpo.constraints import Constraint, conflicts
 
+# Bump when the generator's output changes, so cached data folders are regenerated.
+GENERATOR_VERSION = 2
+
 TOPICS = (
     "the ocean", "a mountain hike", "coffee", "city parks", "the library", "electric bikes", "a rainy day",
     "gardening", "the night sky", "board games", "fresh bread", "a train journey", "winter", "music lessons",
