@@ -15,6 +15,7 @@ from ifpo.data.errors import SkipCounter
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
 from ifpo.losses.base import LossHead
+from ifpo.training.resume import ResumableDataLoader, ResumableSampler, global_seed
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,14 @@ class PreferenceDataModule(pl.LightningDataModule):
         return {f"{split}/{reason}": n for split, c in self.skips.items() for reason, n in c.counts.items()}
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.cfg.batch_size, shuffle=self.cfg.shuffle,
+        # Resumable order: a killed or requeued run continues mid-epoch on the very next batch.
+        trainer = self.trainer
+        sampler = ResumableSampler(
+            self.train_set, num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
+            shuffle=bool(self.cfg.shuffle), seed=global_seed(),
+        )
+        return ResumableDataLoader(
+            self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
             collate_fn=self.collator, num_workers=self.cfg.num_workers, drop_last=True,
         )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ifpo.data.datamodule import PreferenceDataModule
@@ -14,6 +15,9 @@ from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
+from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
+from ifpo.training.resume import resolve_ckpt_path
+from ifpo.training.wandb_logging import log_resolved_config, prepare_wandb_env
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,8 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
     module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim)
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks"))
+        cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
+        **preemption_kwargs(cfg.trainer),
     )
     return module, datamodule, trainer
 
@@ -41,6 +46,33 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train as configured; return the final metrics (what sweepers optimise)."""
     print_config_tree(cfg, cfg.paths.output_dir)
+    prepare_wandb_env()
     module, datamodule, trainer = build(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    log_resolved_config(trainer.loggers, cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "never"), cfg.paths.output_dir, checkpoint_dir(cfg))
+    log.info(describe_environment())
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        # SaveOnSigterm wrote the checkpoint; a non-zero exit tells SLURM/shells this run is unfinished.
+        log.warning("stopped by SIGTERM at step %d; rerun the same run folder to resume", trainer.global_step)
+        raise SystemExit(exit_code_after_sigterm()) from None
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def checkpoint_dir(cfg: DictConfig) -> str | None:
+    """Where ModelCheckpoint writes last.ckpt (null when checkpointing is switched off)."""
+    callbacks = cfg.get("callbacks") or {}
+    for name in ("resume_checkpoint", "model_checkpoint"):
+        node = callbacks.get(name)
+        if node is not None and node.get("dirpath"):
+            return str(node.dirpath)
+    return None
+
+
+def preemption_kwargs(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """Under SLURM: Lightning's requeue handler on SIGUSR2 (see ifpo.training.preemption)."""
+    plugins = trainer_plugins()
+    if not plugins or trainer_cfg.get("plugins"):
+        return {}  # not on SLURM, or the config chose its own plugins
+    return {"plugins": plugins}
