@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -29,6 +29,8 @@ class AttnImplementation(str, Enum):
 class RefMode(str, Enum):
     copy = "copy"  # a frozen copy of the policy's starting weights (or of ref.name_or_path)
     none = "none"  # no reference model (SFT)
+    adapter = "adapter"  # with LoRA: the policy with its adapters disabled (no second model)
+    precomputed = "precomputed"  # reference log-probs from an on-disk cache (no reference forward)
 
 
 class RecordKind(str, Enum):
@@ -70,12 +72,15 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     logprob_chunk_size: int = 1024  # response tokens per LM-head chunk
     trust_remote_code: bool = False
+    arch: Optional[Any] = None  # ArchSpec preset name or {hidden, layers, ...}: plan=true needs no download
 
 
 @dataclass
 class RefConfig:
     mode: RefMode = RefMode.copy
     name_or_path: Optional[str] = None  # a different reference model; default: the policy's start
+    cache_dir: str = "data/reference_cache"  # precomputed: where cached reference log-probs live
+    precompute_batch_size: int = 8  # precomputed: examples per forward in the pre-pass
 
 
 @dataclass
@@ -150,6 +155,33 @@ class OptimConfig:
     min_lr_ratio: float = 0.0  # only for cosine_with_min_lr
 
 
+class StrategyName(str, Enum):
+    single = "single"
+    ddp = "ddp"
+    zero3 = "zero3"
+    zero3_offload = "zero3_offload"
+
+
+@dataclass
+class StrategyConfig:
+    name: StrategyName = StrategyName.single
+    cpu_test: bool = False  # run DeepSpeed on CPU processes over gloo (tests only)
+    exclude_frozen_parameters: Optional[bool] = None  # null: exclude when no LoRA (frozen = reference)
+    deepspeed: Optional[Dict[str, Any]] = None  # the DeepSpeed config dict (zero3 options)
+    ddp: Optional[Dict[str, Any]] = None  # keyword arguments of lightning's DDPStrategy
+
+
+@dataclass
+class PeftConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"  # "all-linear" or a list of module names
+    bias: str = "none"
+    init_lora_weights: bool = True  # true: B = 0, so the adapted model starts equal to the base
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(group="model", name="model_schema", node=ModelConfig)
@@ -160,3 +192,5 @@ def register_configs() -> None:
     cs.store(group="loss", name="dpo_schema", node=DPOLossConfig)
     cs.store(group="loss", name="rpo_schema", node=RPOLossConfig)
     cs.store(group="loss", name="iopo_schema", node=IOPOLossConfig)
+    cs.store(group="strategy", name="strategy_schema", node=StrategyConfig)
+    cs.store(group="peft", name="peft_schema", node=PeftConfig)

@@ -19,6 +19,9 @@ from transformers import get_scheduler
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
 from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
 from ifpo.models.logprobs import sequence_logprobs
+from ifpo.scale.lora import apply_lora, peft_enabled
+from ifpo.scale.reference import build_reference_copy
+from ifpo.scale.strategy import hf_zero3_context, is_zero3, optimizer_class
 
 REFERENCE_PREFIX = "reference."
 
@@ -43,10 +46,13 @@ def role_logps(
 
 
 class PreferenceModule(pl.LightningModule):
-    def __init__(self, model: Any, ref: Any, loss: Any, optim: Any) -> None:
+    def __init__(self, model: Any, ref: Any, loss: Any, optim: Any, peft: Any = None) -> None:
         super().__init__()
-        self.save_hyperparameters({"model": _plain(model), "ref": _plain(ref), "loss": _plain(loss), "optim": _plain(optim)})
+        self.save_hyperparameters({"model": _plain(model), "ref": _plain(ref), "loss": _plain(loss), "optim": _plain(optim), "peft": _plain(peft or {})})
         self.model_cfg, self.ref_cfg = self.hparams["model"], self.hparams["ref"]
+        self.peft_cfg = self.hparams["peft"]
+        if self.ref_cfg["mode"] == "adapter" and not peft_enabled(self.peft_cfg):
+            raise ValueError("ref.mode=adapter uses the policy with its LoRA adapters disabled: it needs peft=lora")
         self.optim_cfg = self.hparams["optim"]
         self.head: LossHead = get_loss_head(**self.hparams["loss"])
         if self.head.needs_reference and self.ref_cfg["mode"] == "none":
@@ -63,14 +69,16 @@ class PreferenceModule(pl.LightningModule):
         """Create policy and reference here (idempotent), so sharded strategies can partition them."""
         if self.policy is not None:
             return
-        self.policy = build_causal_lm(self.model_cfg)
-        if self.head.needs_reference and self.ref_cfg["mode"] == "copy":
-            if self.ref_cfg.get("name_or_path"):
-                self.reference = build_causal_lm(self.model_cfg, self.ref_cfg["name_or_path"])
-            else:
-                self.reference = build_causal_lm(self.model_cfg)
-                self.reference.load_state_dict(self.policy.state_dict())
-            freeze(self.reference)
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        with hf_zero3_context(strategy):  # ZeRO-3: transformers loads/initialises shard-wise
+            policy = build_causal_lm(self.model_cfg)
+            if self.head.needs_reference and self.ref_cfg["mode"] == "copy":
+                # Built separately (never a deepcopy of a partitioned policy), then frozen.
+                self.reference = freeze(build_reference_copy(policy, self.model_cfg, self.ref_cfg))
+        self.policy = apply_lora(policy, self.peft_cfg) if peft_enabled(self.peft_cfg) else policy
+        if self.reference is not None and is_zero3(strategy):
+            # DeepSpeed checkpoints leave the frozen reference out; it is rebuilt above on resume.
+            self.strict_loading = False
 
     def train(self, mode: bool = True) -> "PreferenceModule":
         super().train(mode)
@@ -98,6 +106,11 @@ class PreferenceModule(pl.LightningModule):
         if self.head.needs_reference:
             if "reference_logps" in batch:  # precomputed by a pre-pass
                 reference = batch["reference_logps"]
+            elif self.ref_cfg["mode"] == "precomputed":
+                raise ValueError("ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)")
+            elif self.ref_cfg["mode"] == "adapter":  # the reference is the policy without its adapters
+                with torch.no_grad(), self.policy.disable_adapter():
+                    reference, _ = role_logps(self.policy, batch, chunk)
             else:
                 with torch.no_grad():
                     reference, _ = role_logps(self.reference, batch, chunk)
@@ -152,10 +165,10 @@ class PreferenceModule(pl.LightningModule):
         cfg = self.optim_cfg
         decay, no_decay = [], []
         for name, parameter in self.policy.named_parameters():
-            if parameter.requires_grad:
-                (no_decay if parameter.ndim < 2 else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            if parameter.requires_grad:  # ZeRO-3 placeholders are 1-D: use the full shape (ds_shape)
+                (no_decay if len(getattr(parameter, "ds_shape", parameter.shape)) < 2 else decay).append(parameter)
+        optimizer = optimizer_class(self.trainer.strategy)(  # DeepSpeedCPUAdam under ZeRO-Offload
+            [g for g in ({"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]],
             lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
         )
         total = int(self.trainer.estimated_stepping_batches)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
+from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
 from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
@@ -31,20 +32,31 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.Trainer]:
     """The module, data module and trainer a config describes (no training yet)."""
+    require_cuda(cfg)  # a GPU experiment on a CPU machine stops here, before loading anything
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model)
     head = get_loss_head(**_plain(cfg.loss))
     datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
-    module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim)
+    module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim, cfg.get("peft"))
+    strategy = {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
-        **preemption_kwargs(cfg.trainer),
+        **preemption_kwargs(cfg.trainer), **strategy,
     )
+    if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
+        from ifpo.scale.reference import attach_precomputed_reference
+
+        attach_precomputed_reference(cfg, datamodule, module)  # reference log-probs from the disk cache
     return module, datamodule, trainer
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train as configured; return the final metrics (what sweepers optimise)."""
+    if cfg.get("plan"):  # plan=true: print the memory plan and exit without training
+        from ifpo.scale.plan_cli import run_plan
+
+        return run_plan(cfg)
+    require_cuda(cfg)  # before anything is printed, loaded or downloaded
     print_config_tree(cfg, cfg.paths.output_dir)
     prepare_wandb_env()
     module, datamodule, trainer = build(cfg)

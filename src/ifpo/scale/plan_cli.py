@@ -1,0 +1,119 @@
+"""`python train.py ... plan=true`: the memory planner for the composed training config.
+
+Maps the config (cluster shape, strategy and offload, reference mode, LoRA rank, micro-batch
+in sequences, max_length, gradient checkpointing, log-prob chunk) to PlanSettings, prints the
+planner table with the verdict and the smallest cluster, and exits without training. The
+architecture comes from `model.arch` (an ArchSpec preset name or a dict of shape numbers) or
+from the local config.json of `model.config`, so nothing is downloaded or built.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from ifpo.scale.architectures import ALL_LINEAR, ArchSpec, get_arch
+from ifpo.scale.deepspeed_config import offload_device
+from ifpo.scale.planner import PlanSettings, format_plan, plan, sequences_per_forward
+
+log = logging.getLogger(__name__)
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def arch_from_hf_config(config: Mapping[str, Any], name: str) -> ArchSpec:
+    """ArchSpec from a transformers config.json (Llama/Qwen2/Mistral field names)."""
+    heads = int(config["num_attention_heads"])
+    return ArchSpec(
+        name=name,
+        hidden=int(config["hidden_size"]),
+        layers=int(config["num_hidden_layers"]),
+        heads=heads,
+        kv_heads=int(config.get("num_key_value_heads") or heads),
+        mlp=int(config["intermediate_size"]),
+        vocab=int(config["vocab_size"]),
+        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        head_dim=config.get("head_dim"),
+        qkv_bias=bool(config.get("attention_bias", False)) or config.get("model_type") == "qwen2",
+    )
+
+
+def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | None:
+    """model.arch (preset name or shape dict), else a local config.json; None if unknown and not required."""
+    arch = model_cfg.get("arch")
+    if isinstance(arch, str):
+        return get_arch(arch)
+    if arch:
+        fields = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else dict(arch)
+        return ArchSpec(**{"name": "model.arch", **fields})
+    for source in (model_cfg.get("config"), model_cfg.get("name_or_path")):
+        if not source:
+            continue
+        path = Path(str(source))
+        path = path / "config.json" if path.is_dir() else path
+        if path.is_file():
+            return arch_from_hf_config(json.loads(path.read_text()), path.parent.name)
+    if required:
+        raise ValueError(
+            "plan=true needs the architecture without downloading: set model.arch to a preset "
+            "(llama-3.1-8b, llama-3.1-70b, qwen2-7b) or {hidden, layers, heads, kv_heads, mlp, vocab}, "
+            "or point model.config / model.name_or_path at a local folder with config.json"
+        )
+    return None
+
+
+def plan_settings(cfg: DictConfig) -> PlanSettings:
+    """PlanSettings for a composed training config."""
+    strategy = cfg.get("strategy") or {}
+    name = str(_value(strategy.get("name", "single")))
+    ds = OmegaConf.to_container(strategy.deepspeed, resolve=True) if strategy.get("deepspeed") else {}
+    deepspeed = name in ("zero3", "zero3_offload")
+    peft = cfg.get("peft") or {}
+    lora = bool(peft.get("enabled", False))
+    targets = peft.get("target_modules", "all-linear") if lora else "all-linear"
+    cluster = cfg.get("cluster") or {}
+    devices = cfg.trainer.get("devices", 1)
+    model = cfg.model
+    dtype = str(_value(model.get("dtype", "bfloat16")))
+    return PlanSettings(
+        nodes=int(cfg.trainer.get("num_nodes", 1)),
+        gpus_per_node=int(devices) if str(devices).isdigit() else int(cluster.get("gpus_per_node", 8)),
+        gpu_memory_gib=float(cluster.get("gpu_memory_gib", 80.0)),
+        zero_stage=3 if deepspeed else 0,
+        offload_optimizer="cpu" if deepspeed and offload_device(ds, "offload_optimizer") == "cpu" else "none",
+        offload_params="cpu" if deepspeed and offload_device(ds, "offload_param") == "cpu" else "none",
+        reference=str(_value(cfg.ref.mode)) if _needs_reference(cfg) else "none",
+        lora_rank=int(peft.get("r", 0)) if lora else 0,
+        lora_targets=ALL_LINEAR if targets == "all-linear" else tuple(targets),
+        micro_batch=sequences_per_forward(int(cfg.data.batch_size), str(cfg.loss.name)),
+        seq_len=int(cfg.data.max_length),
+        gradient_checkpointing=bool(model.get("gradient_checkpointing", False)),
+        flash_attention=str(_value(model.get("attn_implementation", "sdpa"))) != "eager",
+        logprob_chunk_tokens=int(model.get("logprob_chunk_size", 1024)) or None,
+        param_bytes=4 if dtype == "float32" else 2,
+        grad_bytes=4 if dtype == "float32" else 2,
+        cpu_memory_gib=cluster.get("cpu_memory_gib"),
+    )
+
+
+def _needs_reference(cfg: DictConfig) -> bool:
+    return str(cfg.loss.name) != "sft" and str(_value(cfg.ref.mode)) != "none"
+
+
+def run_plan(cfg: DictConfig) -> dict[str, float]:
+    """Print the plan for `cfg` and return its headline figures (for sweepers and tests)."""
+    arch = arch_from_model_cfg(cfg.model)
+    result = plan(arch, plan_settings(cfg))
+    print(format_plan(result), flush=True)
+    return {
+        "plan/total_gib": result.total,
+        "plan/fits": float(result.fits),
+        "plan/smallest_nodes": float(result.smallest_nodes or 0),
+        "plan/cpu_per_node_gib": result.cpu_per_node,
+    }

@@ -1,0 +1,206 @@
+"""The reference model for ref.mode=copy, and the precomputed reference log-prob cache.
+
+copy: the reference is built as its own model (never a deepcopy/state_dict of a policy that
+ZeRO-3 may already have partitioned). Pretrained weights load from the same files; a
+randomly initialised policy is copied parameter by parameter, each gathered on its own under
+ZeRO-3, so no rank ever holds the whole model.
+
+precomputed: a pre-pass runs the reference once over the tokenised train/val sets and writes
+log-probs per (example, role) to `ref.cache_dir/<key>.pt`. The key hashes the tokenised data
+(ids, which already reflect tokenizer, chat template and length limits), the tokenisation
+settings and the reference weights' identity, so every later run and every sweep trial with
+the same data and reference reuses it, and the training step runs no reference forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ifpo.models.loading import build_causal_lm
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+REFERENCE_COLUMN = "reference_logp__{role}"
+
+
+# -- copy ------------------------------------------------------------------------------
+def _partitioned(model: torch.nn.Module) -> bool:
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
+def copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """target <- source, one parameter at a time; under ZeRO-3 each pair is gathered on its own."""
+    src, dst = dict(source.named_parameters()), dict(target.named_parameters())
+    if src.keys() != dst.keys():
+        raise ValueError(f"reference and policy differ in parameters: {sorted(src.keys() ^ dst.keys())[:5]}")
+    if not (_partitioned(source) or _partitioned(target)):
+        target.load_state_dict(source.state_dict())
+        return
+    import deepspeed
+
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    with torch.no_grad():
+        for name, p in src.items():
+            with deepspeed.zero.GatheredParameters([p, dst[name]], modifier_rank=0):
+                if rank == 0:
+                    dst[name].data.copy_(p.data)
+
+
+def build_reference_copy(policy: torch.nn.Module | None, model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any]) -> torch.nn.Module:
+    """The reference model for ref.mode=copy (not yet frozen)."""
+    if ref_cfg.get("name_or_path"):
+        return build_causal_lm(model_cfg, ref_cfg["name_or_path"])
+    reference = build_causal_lm(model_cfg)
+    if not model_cfg.get("name_or_path"):  # random init: start from exactly the policy's weights
+        if policy is None:
+            raise ValueError("a randomly initialised reference needs the policy to copy from")
+        copy_parameters(policy, reference)
+    return reference
+
+
+# -- precomputed: cache key ---------------------------------------------------------------
+def weights_identity(model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """What determines the reference weights, cheaply: the weight files' names, sizes and
+    modification times for a local folder (hashing 140 GB of 70B weights would take longer than
+    the pre-pass), the hub id otherwise, or the architecture config + seed for random init."""
+    source = ref_cfg.get("name_or_path") or model_cfg.get("name_or_path")
+    dtype = str(getattr(model_cfg.get("dtype"), "value", model_cfg.get("dtype")))
+    if source and Path(source).is_dir():
+        files = sorted(p for p in Path(source).iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+        return {"source": str(Path(source).resolve()), "dtype": dtype,
+                "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}  # fmt: skip
+    if source:
+        return {"hub_id": source, "dtype": dtype}
+    config = Path(str(model_cfg.get("config")))
+    config_file = config / "config.json" if config.is_dir() else config
+    return {"random_init": config_file.read_text(), "seed": int(seed), "dtype": dtype}
+
+
+def dataset_fingerprint(dataset: Any, columns: Sequence[str]) -> str:
+    """sha256 over the tokenised id columns, row by row (independent of datasets' own cache)."""
+    digest = hashlib.sha256()
+    for column in columns:
+        digest.update(column.encode())
+        for row in dataset[column]:
+            digest.update(len(row).to_bytes(4, "little"))
+            digest.update(torch.tensor(row, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(fingerprints: Mapping[str, str], tokenize_settings: Mapping[str, Any], identity: Mapping[str, Any], roles: Sequence[str]) -> str:
+    payload = {"version": CACHE_VERSION, "data": dict(fingerprints), "tokenize": dict(tokenize_settings),
+               "weights": dict(identity), "roles": list(roles)}  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+# -- precomputed: the pre-pass ------------------------------------------------------------
+@torch.no_grad()
+def reference_logps_for(model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int, chunk: int) -> dict[str, torch.Tensor]:
+    """{role: float32 [len(dataset)]} summed response log-probs, in dataset order."""
+    from ifpo.training.module import role_logps  # lazy: module imports this file
+
+    device = next(model.parameters()).device
+    out: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(dataset), batch_size):
+        examples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = collator(examples)
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        logps, _ = role_logps(model, batch, chunk)
+        for role, values in logps.items():
+            out.setdefault(role, []).append(values.float().cpu())
+    return {role: torch.cat(parts) for role, parts in out.items()}
+
+
+class ReferenceLogpsCollator:
+    """Wraps a collator: attaches batch["reference_logps"] = {role: tensor} from cached columns."""
+
+    def __init__(self, inner: Any, roles: Sequence[str]) -> None:
+        self.inner, self.roles = inner, tuple(roles)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.inner(examples)
+        batch["reference_logps"] = {
+            role: torch.tensor([e[REFERENCE_COLUMN.format(role=role)] for e in examples], dtype=torch.float32)
+            for role in self.roles
+        }
+        return batch
+
+    def __getattr__(self, name: str) -> Any:  # keep the inner collator's attributes visible
+        if name == "inner":  # during unpickling in dataloader workers
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any) -> Path:
+    """Compute (or reuse) the reference cache for the datamodule's sets and attach it.
+
+    Runs once per cache key on this process's device; ranks of a multi-GPU run all find the
+    file once the first has written it (written atomically). For 70B references run the
+    pre-pass first on a single node: `python train.py ... ref.mode=precomputed trainer.max_steps=0`.
+    """
+    datamodule.setup("fit")
+    roles = tuple(module.head.roles)
+    columns = sorted({c for c in datamodule.train_set.column_names if c.endswith("_ids")})
+    sets = {"train": datamodule.train_set, "val": datamodule.val_set}
+    fingerprints = {name: dataset_fingerprint(ds, columns) for name, ds in sets.items() if ds is not None}
+    settings = {"max_length": int(cfg.data.max_length), "max_prompt_length": int(cfg.data.max_prompt_length)}
+    key = cache_key(fingerprints, settings, weights_identity(module.model_cfg, module.ref_cfg, int(cfg.seed)), roles)
+    path = Path(str(cfg.ref.cache_dir)) / f"{key}.pt"
+    if path.exists():
+        log.info("reference log-probs: reusing cache %s", path)
+        cache = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        log.info("reference log-probs: pre-pass over %s -> %s", {k: len(v) for k, v in sets.items() if v is not None}, path)
+        cache = precompute(cfg, datamodule, module, sets)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(cache, tmp)
+        os.replace(tmp, path)
+    for name, dataset in sets.items():
+        if dataset is None:
+            continue
+        for role in roles:
+            values = cache[name][role]
+            if len(values) != len(dataset):
+                raise ValueError(f"reference cache {path}: {name}/{role} has {len(values)} rows, data has {len(dataset)}")
+            dataset = dataset.add_column(REFERENCE_COLUMN.format(role=role), values.tolist())
+        setattr(datamodule, f"{name}_set", dataset)
+    datamodule.collator = ReferenceLogpsCollator(datamodule.collator, roles)
+    return path
+
+
+def precompute(cfg: Any, datamodule: Any, module: Any, sets: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """The pre-pass itself: score every example with the reference ref.mode=copy would use.
+
+    Random init: the module's own policy is built now (configure_model is idempotent, so training
+    starts from these very weights) and scored as is; pretrained: the reference loads on its own.
+    """
+    from ifpo.models.loading import freeze
+
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    chunk = int(module.model_cfg.get("logprob_chunk_size", 1024))
+    batch_size = int(cfg.ref.get("precompute_batch_size", 8))
+    if module.ref_cfg.get("name_or_path") or module.model_cfg.get("name_or_path"):
+        reference, owned = freeze(build_reference_copy(None, module.model_cfg, module.ref_cfg)).to(device), True
+    else:
+        module.configure_model()
+        reference, owned = module.policy, False
+    was_training = reference.training
+    reference.eval()
+    adapters_off = reference.disable_adapter() if hasattr(reference, "disable_adapter") else contextlib.nullcontext()
+    with adapters_off:
+        cache = {name: reference_logps_for(reference, ds, datamodule.collator, batch_size, chunk)
+                 for name, ds in sets.items() if ds is not None}  # fmt: skip
+    reference.train(was_training)
+    if owned:
+        del reference
+    return cache
