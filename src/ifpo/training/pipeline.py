@@ -18,7 +18,7 @@ from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
 from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
 from ifpo.training.resume import resolve_ckpt_path
-from ifpo.training.wandb_logging import log_resolved_config, prepare_wandb_env
+from ifpo.training.wandb_logging import finish_wandb, log_final_summary, log_resolved_config, prepare_wandb_env
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_resolved_config(trainer.loggers, cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "never"), cfg.paths.output_dir, checkpoint_dir(cfg))
     log.info(describe_environment())
+    finished = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        finished = True
     except SIGTERMException:
         # SaveOnSigterm wrote the checkpoint; a non-zero exit tells SLURM/shells this run is unfinished.
         log.warning("stopped by SIGTERM at step %d; rerun the same run folder to resume", trainer.global_step)
         raise SystemExit(exit_code_after_sigterm()) from None
+    finally:
+        if finished:
+            log_final_summary(trainer.loggers, final_metrics(trainer))
+        finish_wandb(trainer.loggers, failed=not finished)
+    return final_metrics(trainer)
+
+
+def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 

@@ -80,8 +80,23 @@ def summarize_sweep(sweep_dir: str | Path, metric: str | None = None) -> list[Jo
     return jobs
 
 
+def varying_overrides(jobs: list[JobSummary]) -> list[str]:
+    """Override keys whose value differs between jobs: what the sweep swept."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for override in job.overrides:
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [key for key, seen in values.items() if len(seen) > 1 or any(key not in _keys(j) for j in jobs)]
+
+
+def _keys(job: JobSummary) -> set[str]:
+    return {o.partition("=")[0] for o in job.overrides}
+
+
 def summary_table(jobs: list[JobSummary], metric: str | None = None, title: str = "sweep") -> Table:
-    """Job, overrides, status, the optimised metric, step and the validation metrics."""
+    """Job, the swept overrides, status, the optimised metric, step and the validation metrics."""
+    swept = varying_overrides(jobs) if len(jobs) > 1 else []
     shown = [metric] if metric else []
     shown += sorted({k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric})[:6]
     table = Table(title=title)
@@ -89,7 +104,8 @@ def summary_table(jobs: list[JobSummary], metric: str | None = None, title: str 
         table.add_column(column, justify="left" if column in ("job", "overrides", "status") else "right")
     for job in jobs:
         values = [_fmt(job.metrics.get(k)) for k in (*shown, "global_step")]
-        table.add_row(job.job, job.override_text(), job.status, *values)
+        shown_overrides = " ".join(o for o in job.overrides if o.partition("=")[0] in swept) if swept else job.override_text()
+        table.add_row(job.job, shown_overrides, job.status, *values)
     return table
 
 

@@ -64,6 +64,15 @@ def sweep_group(default: str | None) -> str | None:
     return default
 
 
+def _job_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    except Exception:  # noqa: BLE001  (no Hydra context)
+        return []
+
+
 def wandb_logger(
     project: str = "ifpo",
     entity: str | None = None,
@@ -82,11 +91,13 @@ def wandb_logger(
     if id is None and id_file.is_file():
         id = id_file.read_text().strip() or None  # the same run folder: continue the same W&B run
     if id is None:
-        import wandb.util
+        from wandb.sdk.lib.runid import generate_id
 
-        id = wandb.util.generate_id()
+        id = generate_id()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     id_file.write_text(id)
+    if name is None:
+        name = short_run_name(_job_overrides())
     return WandbLogger(
         project=project, entity=entity, group=sweep_group(group), name=name or None, job_type=job_type,
         tags=list(tags or []), save_dir=save_dir, id=id, log_model=log_model,
@@ -163,3 +174,25 @@ class SampleGenerationTable(pl.Callback):
         if trainer.is_global_zero:
             for logger in targets:
                 logger.log_table(key=self.key, columns=SAMPLE_COLUMNS, data=[list(r) for r in self.rows], step=trainer.global_step)
+
+
+def finish_wandb(loggers: Sequence[Any], failed: bool = False) -> None:
+    """Close this run's W&B runs: flushes the summary, and the next job of a multirun gets its own run
+    (Lightning's WandbLogger would otherwise attach to the still-open run of the previous job)."""
+    for logger in wandb_loggers(loggers):
+        if logger._experiment is not None:  # never started (e.g. rank > 0): nothing to close
+            logger.experiment.finish(exit_code=1 if failed else 0)
+
+
+def log_final_summary(loggers: Sequence[Any], metrics: dict[str, float]) -> None:
+    """The run's final metrics as the W&B summary (what the runs table and reports show per run)."""
+    for logger in wandb_loggers(loggers):
+        if logger._experiment is not None:
+            logger.experiment.summary.update(metrics)
+
+
+def short_run_name(overrides: Sequence[str], limit: int = 120) -> str | None:
+    """The experiment-defining overrides of this job (file locations and plumbing left out)."""
+    skip = ("paths.", "hydra.", "data.synthetic.output_dir", "callbacks.", "logger", "run_name")
+    text = ",".join(o for o in overrides if not o.lstrip("+~").startswith(skip))
+    return text[:limit] or None
