@@ -113,6 +113,8 @@ class DataConfig:
     eval_batch_size: int = 8
     num_workers: int = 0
     shuffle: bool = True
+    packing: bool = True  # one padding-free row per micro-batch (segment attention)
+    prefix_sharing: bool = True  # with packing: one prompt per [prompt, chosen, rejected] segment
 
 
 @dataclass

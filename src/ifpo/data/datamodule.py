@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.errors import SkipCounter
+from ifpo.data.packed_collate import PackedPreferenceCollator
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
 from ifpo.losses.base import LossHead
@@ -24,6 +25,13 @@ def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
+def make_collator(cfg: Any, roles: tuple[str, ...], pad_token_id: int) -> PreferenceCollator | PackedPreferenceCollator:
+    """data.packing: one padding-free row per batch (prompts shared with data.prefix_sharing); else padded rows."""
+    if cfg.get("packing", False):
+        return PackedPreferenceCollator(roles, prefix_sharing=bool(cfg.get("prefix_sharing", False)))
+    return PreferenceCollator(roles, pad_token_id)
+
+
 class PreferenceDataModule(pl.LightningDataModule):
     def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: LossHead) -> None:
         super().__init__()
@@ -31,7 +39,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         self.kind = _value(cfg.kind) or head.record_kind
         if self.kind != head.record_kind:
             raise ValueError(f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records")
-        self.collator = PreferenceCollator(head.roles, tokenizer.pad_token_id)
+        self.collator = make_collator(cfg, head.roles, tokenizer.pad_token_id)
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
         self.skips: dict[str, SkipCounter] = {}

@@ -22,6 +22,7 @@ from ifpo.models.logprobs import sequence_logprobs
 from ifpo.scale.lora import apply_lora, peft_enabled
 from ifpo.scale.reference import build_reference_copy
 from ifpo.scale.strategy import hf_zero3_context, is_zero3, optimizer_class
+from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
 
 REFERENCE_PREFIX = "reference."
 
@@ -35,10 +36,19 @@ def _plain(cfg: Any) -> dict[str, Any]:
 def role_logps(
     model: torch.nn.Module, batch: dict[str, Any], chunk_size: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Summed response log-probs and token counts per role from one forward over all rows."""
+    """Summed response log-probs and token counts per role from one forward over all rows.
+
+    Packed batches (ifpo.data.packed_collate: one row, shared prompts) run through segment
+    attention; padded batches through the model's own attention.
+    """
     decoder, head = decoder_and_head(model)
-    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
-    sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], getattr(head, "bias", None), chunk_size)
+    bias = getattr(head, "bias", None)
+    if batch.get("packed"):
+        hidden = packed_hidden_states(decoder, batch)
+        sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size)
+    else:
+        hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
+        sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size)
     size = batch["batch_size"]
     logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
     tokens = {role: counts[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m ifpo.bench` (see __main__)."""

@@ -1,0 +1,150 @@
+"""`python -m ifpo.bench [steps|logprobs|gpu]`: performance figures as one printed table.
+
+    steps     (default) ifpo DPO/RPO/IOPO steps with each switch on and off vs TRL's
+              DPOTrainer and a bare padded floor, on this machine, in one run
+    logprobs  peak extra memory of the chunked log-prob path vs a naive float32 log_softmax
+    gpu       the step comparison at ~1B parameters and 2048-token sequences on one CUDA GPU
+
+Every configuration runs in a fresh subprocess so RSS peaks never mix; ratios between rows
+of one run, not absolute times, are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULT = "IFPO_BENCH_RESULT "
+
+
+def run_worker(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run `python -m ifpo.bench worker ...` in a fresh process; parse its result line."""
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ifpo.bench", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT):])
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+    raise RuntimeError(f"benchmark worker {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+
+
+def prepare(workdir: Path) -> None:
+    from ifpo.bench.data import train_tokenizer, write_model_config
+
+    tokenizer = train_tokenizer(workdir / "tokenizer")
+    write_model_config(workdir / "model", tokenizer)
+
+
+def cmd_steps(opts: argparse.Namespace) -> int:
+    from ifpo.bench.report import steps_table
+
+    with tempfile.TemporaryDirectory(prefix="ifpo-bench-") as tmp:
+        workdir = Path(tmp)
+        prepare(workdir)
+        results = []
+        for name in opts.only or DEFAULT_STEPS:
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            results.append(run_worker(
+                ["worker", name, "--workdir", str(workdir), "--batch", str(opts.batch), "--warmup", str(opts.warmup),
+                 "--steps", str(opts.steps)], opts.timeout,
+            ))
+    print(steps_table(results, batch=opts.batch, warmup=opts.warmup, steps=opts.steps))
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_worker(opts: argparse.Namespace) -> int:
+    from ifpo.bench.steps import measure
+
+    if opts.warmup < 1 or opts.steps < 1:
+        raise SystemExit("--warmup and --steps must be at least 1")
+    result = measure(opts.name, Path(opts.workdir), opts.batch, opts.warmup, opts.steps)
+    print(RESULT + json.dumps(result), flush=True)
+    return 0
+
+
+def cmd_logprobs(opts: argparse.Namespace) -> int:
+    from ifpo.bench.logprob_memory import logprobs_report
+
+    print(logprobs_report(opts, run_worker))
+    return 0
+
+
+def cmd_logprob_worker(opts: argparse.Namespace) -> int:
+    from ifpo.bench.logprob_memory import measure_peak
+
+    print(RESULT + json.dumps(measure_peak(opts.method, opts.tokens, opts.hidden, opts.vocab, opts.chunk)), flush=True)
+    return 0
+
+
+def cmd_gpu(opts: argparse.Namespace) -> int:
+    from ifpo.bench.gpu import gpu_report
+
+    return gpu_report(opts)
+
+
+DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded",
+                 "trl-dpo", "floor"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ifpo.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    steps = sub.add_parser("steps", help="training-step throughput vs TRL and the bare floor (default)")
+    for q in (p, steps):  # `python -m ifpo.bench` alone runs `steps` with these options
+        q.add_argument("--batch", type=int, default=8, help="pairs (or quads) per step")
+        q.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+        q.add_argument("--steps", type=int, default=6, help="timed steps")
+        q.add_argument("--only", nargs="*", help=f"configurations to run (default: all of {DEFAULT_STEPS})")
+        q.add_argument("--json", help="also write the rows to this JSON file")
+        q.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
+    worker = sub.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("name")
+    worker.add_argument("--workdir", required=True)
+    worker.add_argument("--batch", type=int, default=8)
+    worker.add_argument("--warmup", type=int, default=2)
+    worker.add_argument("--steps", type=int, default=6)
+    logprobs = sub.add_parser("logprobs", help="chunked log-prob peak memory vs naive log_softmax")
+    logprobs.add_argument("--vocab", type=int, default=128_256)
+    logprobs.add_argument("--hidden", type=int, default=4096)
+    logprobs.add_argument("--sequences", type=int, default=4)
+    logprobs.add_argument("--length", type=int, default=4096)
+    logprobs.add_argument("--chunk", type=int, default=1024, help="model.logprob_chunk_size")
+    logprobs.add_argument("--safe-gb", type=float, default=8.0,
+                          help="measure the naive path at a scaled token count when it would need more than this")
+    logprobs.add_argument("--timeout", type=float, default=900)
+    lworker = sub.add_parser("logprob-worker", help=argparse.SUPPRESS)
+    lworker.add_argument("method", choices=["chunked", "naive"])
+    lworker.add_argument("--tokens", type=int, required=True)
+    lworker.add_argument("--hidden", type=int, required=True)
+    lworker.add_argument("--vocab", type=int, required=True)
+    lworker.add_argument("--chunk", type=int, default=1024)
+    gpu = sub.add_parser("gpu", help="the step comparison on one CUDA GPU (~1B model, 2048-token sequences)")
+    gpu.add_argument("--steps", type=int, default=5)
+    gpu.add_argument("--warmup", type=int, default=2)
+    gpu.add_argument("--batch", type=int, default=4, help="pairs per step")
+    gpu.add_argument("--length", type=int, default=2048, help="tokens per (prompt, response) sequence")
+    gpu.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)")
+    gpu.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)  # tiny model on CPU, for tests
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parser().parse_args(argv)
+    commands = {None: cmd_steps, "steps": cmd_steps, "worker": cmd_worker, "logprobs": cmd_logprobs,
+                "logprob-worker": cmd_logprob_worker, "gpu": cmd_gpu}
+    return commands[opts.command](opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
