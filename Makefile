@@ -37,6 +37,11 @@ lint: setup  ## ruff + shellcheck
 	$(VENV)/bin/ruff check src tests train.py
 	$(VENV)/bin/shellcheck slurm/*.sbatch
 
+bench: setup  ## one table: ifpo DPO/RPO/IOPO steps (each switch on/off) vs TRL DPOTrainer and a bare floor (ARGS="logprobs" | "gpu")
+	# TRL is a benchmark-only extra; --no-deps keeps the pinned torch untouched.
+	$(PY) -m pip install --quiet --no-deps "trl>=1.16,<2"
+	$(PY) -m ifpo.bench $(ARGS)
+
 clean:  ## remove run outputs, generated data and caches (keeps .venv)
 	rm -rf outputs multirun data .pytest_cache .ruff_cache wandb
 	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
