@@ -93,7 +93,7 @@ def gpu_report(opts: argparse.Namespace) -> int:
             collate = PackedPreferenceCollator(roles, sharing) if packing else PreferenceCollator(roles, 2)
             batch = _to(collate(examples), device)
 
-            def step() -> None:
+            def step(batch: dict[str, Any] = batch, packing: bool | None = packing) -> None:
                 if packing is None:  # the floor: full logits, no trainer, no optimizer
                     ids, mask = batch["input_ids"], batch["attention_mask"]
                     logits = module.policy(input_ids=ids, attention_mask=mask).logits

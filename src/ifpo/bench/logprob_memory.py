@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import resource
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 GB = 1e9
 
@@ -60,13 +61,13 @@ def logprobs_report(opts: argparse.Namespace, run_worker: Callable[[list[str], f
     ratio_measured = chunked["extra_bytes"] / naive_scaled
     ratio_analytic = chunked["extra_bytes"] / naive_full
     lines = [
-        f"log-prob peak extra memory: vocab {opts.vocab:,}, hidden {opts.hidden:,}, {opts.sequences} x {opts.length:,} tokens, "
-        f"chunk {opts.chunk}",
+        (f"log-prob peak extra memory: vocab {opts.vocab:,}, hidden {opts.hidden:,}, "
+         f"{opts.sequences} x {opts.length:,} tokens, chunk {opts.chunk}"),
         f"  chunked (measured, full size)                 {chunked['extra_bytes'] / GB:8.2f} GB",
         f"  naive float32 log_softmax, measured at {naive_tokens:,} tokens {naive['extra_bytes'] / GB:8.2f} GB",
         f"  naive, that measurement scaled to {tokens:,} tokens  {naive_scaled / GB:8.2f} GB",
         f"  naive, analytic full size (logits + log_softmax, fp32)  {naive_full / GB:8.2f} GB",
-        f"  chunked / naive: {ratio_measured:.3f} (scaled measurement), {ratio_analytic:.3f} (analytic); "
-        f"target <= 0.125: {'met' if max(ratio_measured, ratio_analytic) <= 0.125 else 'NOT met'}",
+        (f"  chunked / naive: {ratio_measured:.3f} (scaled measurement), {ratio_analytic:.3f} (analytic); "
+         f"target <= 0.125: {'met' if max(ratio_measured, ratio_analytic) <= 0.125 else 'NOT met'}"),
     ]
     return "\n".join(lines)

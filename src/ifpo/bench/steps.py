@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -173,7 +174,9 @@ def measure(name: str, workdir: Path, batch: int, warmup: int, steps: int) -> di
     stamps = RUNNERS[setup.runner](setup, workdir, batch, warmup, steps)
     if len(stamps) < warmup + steps:
         raise RuntimeError(f"{name}: recorded {len(stamps)} steps, expected {warmup + steps}")
-    elapsed = stamps[warmup + steps - 1] - stamps[warmup - 1]
+    # Median step time: robust to other jobs stealing the (shared) CPUs for a step or two.
+    durations = sorted(b - a for a, b in zip(stamps[warmup - 1 : warmup + steps - 1], stamps[warmup : warmup + steps]))
+    elapsed = durations[len(durations) // 2] * steps
     from ifpo.models.loading import load_tokenizer
 
     timed = _examples(setup, load_tokenizer(_model_cfg(workdir)), batch * (warmup + steps))[batch * warmup :]
