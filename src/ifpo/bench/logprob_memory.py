@@ -30,10 +30,14 @@ def measure_peak(method: str, tokens: int, hidden: int, vocab: int, chunk: int) 
     from ifpo.models.logprobs import chunked_token_logprobs, naive_token_logprobs
 
     torch.manual_seed(0)
-    h = torch.randn(tokens, hidden) * 0.02
-    w = torch.randn(vocab, hidden) * 0.02
+    # Initialised in place: a temporary here would raise the high-water mark above what the
+    # computation itself needs and hide its peak.
+    h = torch.empty(tokens, hidden).normal_(0, 0.02)
+    w = torch.empty(vocab, hidden).normal_(0, 0.02)
     t = torch.randint(0, vocab, (tokens,))
-    before = max(_current_rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    before = _current_rss()
+    if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 > before + 64 * 2**20:
+        raise RuntimeError("set-up raised the RSS high-water mark above the inputs; the peak would be hidden")
     with torch.no_grad():
         if method == "chunked":
             out = chunked_token_logprobs(h, w, t, chunk_size=chunk)
