@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: setup train test test-all lint bench gpu-check clean help
+.PHONY: setup train test test-all lint bench gpu-check report clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -33,9 +33,16 @@ test: setup  ## the default test suite (no GPU, no slow tests)
 test-all: setup  ## every CPU test, slow ones included
 	$(PY) -m pytest -m "not gpu" $(ARGS)
 
+report: setup  ## compare a sweep's runs: HTML + PNG plots (+ a W&B Report when logged in): make report SWEEP=outputs/train/multiruns/<time>
+	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep folder>"; exit 2; }
+	$(PY) -m ifpo.report $(SWEEP) $(ARGS)
+
 lint: setup  ## ruff + shellcheck
 	$(VENV)/bin/ruff check src tests train.py
 	$(VENV)/bin/shellcheck slurm/*.sbatch
+
+gpu-check: setup  ## a few ZeRO-3 DPO steps of a random-init 1B Llama on the local GPU: tokens/s, MFU, peak memory
+	$(PY) -m ifpo.scale.gpu_check $(ARGS)
 
 bench: setup  ## one table: ifpo DPO/RPO/IOPO steps (each switch on/off) vs TRL DPOTrainer and a bare floor (ARGS="logprobs" | "gpu")
 	# TRL is a benchmark-only extra; --no-deps keeps the pinned torch untouched.

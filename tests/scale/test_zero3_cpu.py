@@ -32,7 +32,9 @@ class _Losses(pl.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def _single(tmp: Path, data: Path, tiny: Path, pre: Path, overrides: list[str], ckpt_path=None) -> list[float]:
+def _single(
+    tmp: Path, data: Path, tiny: Path, pre: Path, overrides: list[str], ckpt_path=None
+) -> list[float]:
     cfg = compose_config("train", shared_overrides(tiny, 1, pre) + overrides, output_dir=tmp, data_dir=data)
     module, datamodule, trainer = build(cfg)
     recorder = _Losses()
@@ -46,25 +48,40 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("zero3")
     tiny, pre, data = write_tiny2(base / "tiny2"), write_tiny2_pretrained(base / "pretrained"), base / "data"
     # Generate the synthetic data once, before two ranks could race to write it.
-    single = {"dpo": _single(base / "s_dpo", data, tiny, pre, head_overrides("dpo") + ["trainer.max_steps=2"])}
+    single = {
+        "dpo": _single(base / "s_dpo", data, tiny, pre, head_overrides("dpo") + ["trainer.max_steps=2"])
+    }
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "IFPO_ROOT": str(ROOT),
            "PYTHONPATH": str(ROOT), "MASTER_PORT": str(29500 + os.getpid() % 1000)}  # fmt: skip
-    log = open(base / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/scale/zero3_worker.py"), str(base / "w"), str(data), str(tiny), str(pre)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        single["iopo"] = _single(base / "s_iopo", data, tiny, pre, head_overrides("iopo") + ["trainer.max_steps=2"])
-        rpo = head_overrides("rpo") + ["callbacks.model_checkpoint.every_n_train_steps=2"]
-        single["rpo"] = _single(base / "s_rpo", data, tiny, pre, rpo + ["trainer.max_steps=2"])
-        ckpt = base / "s_rpo" / "checkpoints" / "step000002.ckpt"
-        single["rpo_resumed"] = _single(base / "s_rpo3", data, tiny, pre, rpo + ["trainer.max_steps=3"], ckpt_path=str(ckpt))
-        rc = worker.wait(timeout=600)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        log.close()
+    with open(base / "worker.log", "w") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests/scale/zero3_worker.py"),
+                str(base / "w"),
+                str(data),
+                str(tiny),
+                str(pre),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            single["iopo"] = _single(
+                base / "s_iopo", data, tiny, pre, head_overrides("iopo") + ["trainer.max_steps=2"]
+            )
+            rpo = head_overrides("rpo") + ["callbacks.model_checkpoint.every_n_train_steps=2"]
+            single["rpo"] = _single(base / "s_rpo", data, tiny, pre, rpo + ["trainer.max_steps=2"])
+            ckpt = base / "s_rpo" / "checkpoints" / "step000002.ckpt"
+            single["rpo_resumed"] = _single(
+                base / "s_rpo3", data, tiny, pre, rpo + ["trainer.max_steps=3"], ckpt_path=str(ckpt)
+            )
+            rc = worker.wait(timeout=600)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
     assert rc == 0, (base / "worker.log").read_text()[-6000:]
     return single, json.loads((base / "w" / "results.json").read_text())
 
@@ -78,7 +95,9 @@ def test_each_rank_holds_half_of_every_large_parameter_of_policy_and_reference(r
         for name, held, full in shards:
             assert held == math.ceil(full / 2), (model, name, held, full)
     reference_of_lora_run = [s for s in results["lora_copy_reference_shards"] if s[2] >= 1024]
-    assert reference_of_lora_run and all(held == math.ceil(full / 2) for _, held, full in reference_of_lora_run)
+    assert reference_of_lora_run and all(
+        held == math.ceil(full / 2) for _, held, full in reference_of_lora_run
+    )
     lora_a = [s for s in results["lora_shards"] if "lora_A" in s[0]]
     assert lora_a and all(held == math.ceil(full / 2) for _, held, full in lora_a)  # adapters partitioned too
 
@@ -95,7 +114,10 @@ def test_first_steps_match_a_single_process_run(runs, head):
 def test_sharded_checkpoint_resumes_at_the_saved_step(runs):
     single, results = runs
     files = results["checkpoint_files"]
-    assert {"checkpoint/zero_pp_rank_0_mp_rank_00_optim_states.pt", "checkpoint/zero_pp_rank_1_mp_rank_00_optim_states.pt"} <= set(files)
+    assert {
+        "checkpoint/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "checkpoint/zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    } <= set(files)
     keys = results["checkpoint_module_keys"]
     assert keys and all(k.startswith("policy.") for k in keys)  # the frozen reference is left out
     resumed = results["rpo_resumed"]

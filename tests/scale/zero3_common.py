@@ -30,7 +30,9 @@ def write_tiny2_pretrained(folder: Path) -> Path:
 
     if not (folder / "model.safetensors").exists():
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(LlamaConfig(**{k: v for k, v in TINY2.items() if k != "architectures"}))
+        model = AutoModelForCausalLM.from_config(
+            LlamaConfig(**{k: v for k, v in TINY2.items() if k != "architectures"})
+        )
         model.save_pretrained(folder, safe_serialization=True)
     return folder
 

@@ -17,14 +17,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("IFPO_ROOT", str(ROOT))
 
-import lightning.pytorch as pl  # noqa: E402
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM  # noqa: E402
+import lightning.pytorch as pl
+import torch
+from transformers import AutoModelForCausalLM
 
-from ifpo.scale.export import export_hf  # noqa: E402
-from ifpo.training.pipeline import build  # noqa: E402
-from tests.hydra_helpers import compose_config  # noqa: E402
-from tests.scale.zero3_common import head_overrides, shared_overrides  # noqa: E402
+from ifpo.scale.export import export_hf
+from ifpo.training.pipeline import build
+from tests.hydra_helpers import compose_config
+from tests.scale.zero3_common import head_overrides, shared_overrides
 
 
 class LossRecorder(pl.Callback):
@@ -44,11 +44,24 @@ class LossRecorder(pl.Callback):
 
 def shard_sizes(module: torch.nn.Module) -> list[list]:
     """[name, numel held by this rank, full numel] for every partitioned parameter."""
-    return [[n, int(p.ds_tensor.numel()), int(p.ds_numel)] for n, p in module.named_parameters() if hasattr(p, "ds_tensor")]
+    return [
+        [n, int(p.ds_tensor.numel()), int(p.ds_numel)]
+        for n, p in module.named_parameters()
+        if hasattr(p, "ds_tensor")
+    ]
 
 
-def fit(out: Path, data_dir: Path, tiny: str, pretrained: str | None, overrides: list[str], ckpt_path: str | None = None):
-    cfg = compose_config("train", shared_overrides(tiny, 2, pretrained) + overrides, output_dir=out, data_dir=data_dir)
+def fit(
+    out: Path,
+    data_dir: Path,
+    tiny: str,
+    pretrained: str | None,
+    overrides: list[str],
+    ckpt_path: str | None = None,
+):
+    cfg = compose_config(
+        "train", shared_overrides(tiny, 2, pretrained) + overrides, output_dir=out, data_dir=data_dir
+    )
     module, datamodule, trainer = build(cfg)
     recorder = LossRecorder()
     trainer.callbacks.append(recorder)
@@ -81,7 +94,9 @@ def main() -> None:
     out, data_dir, tiny, pretrained = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
     results: dict = {"losses": {}, "shards": {}}
     for head in ("dpo", "iopo"):  # pretrained weights, loaded shard-wise under ZeRO-3
-        cfg, module, dm, trainer, rec = fit(out / head, data_dir, tiny, pretrained, head_overrides(head) + ["trainer.max_steps=2"])
+        cfg, module, dm, trainer, rec = fit(
+            out / head, data_dir, tiny, pretrained, head_overrides(head) + ["trainer.max_steps=2"]
+        )
         results["losses"][head] = rec.losses
         if head == "dpo":
             results["shards"] = {"world_size": trainer.world_size, "policy": shard_sizes(module.policy),
@@ -93,22 +108,38 @@ def main() -> None:
     _, _, _, _, rec = fit(out / "rpo", data_dir, tiny, pretrained, rpo + ["trainer.max_steps=2"])
     ckpt = out / "rpo" / "checkpoints" / "step000002.ckpt"  # a DeepSpeed checkpoint is a folder of shards
     results["losses"]["rpo"] = rec.losses
-    results["checkpoint_files"] = sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*") if p.is_file()) if ckpt.is_dir() else []
+    results["checkpoint_files"] = (
+        sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*") if p.is_file()) if ckpt.is_dir() else []
+    )
     if ckpt.is_dir():
-        states = torch.load(next(ckpt.rglob("zero_pp_rank_0_mp_rank_00_model_states.pt")), map_location="cpu", weights_only=False)
+        states = torch.load(
+            next(ckpt.rglob("zero_pp_rank_0_mp_rank_00_model_states.pt")),
+            map_location="cpu",
+            weights_only=False,
+        )
         results["checkpoint_module_keys"] = sorted(states.get("module", {}) or {})
-    _, _, _, trainer, rec = fit(out / "rpo_resumed", data_dir, tiny, pretrained, rpo + ["trainer.max_steps=3"], ckpt_path=str(ckpt))
-    results["rpo_resumed"] = {"start_step": rec.start_step, "losses": rec.losses, "global_step": trainer.global_step}
+    _, _, _, trainer, rec = fit(
+        out / "rpo_resumed", data_dir, tiny, pretrained, rpo + ["trainer.max_steps=3"], ckpt_path=str(ckpt)
+    )
+    results["rpo_resumed"] = {
+        "start_step": rec.start_step,
+        "losses": rec.losses,
+        "global_step": trainer.global_step,
+    }
 
     # Random init under ZeRO-3 (rank 0 initialises) + LoRA + a reference copied parameter by
     # parameter: at step 1 policy == reference exactly, so the loss is RPO's margin-only value.
     lora = head_overrides("rpo") + ["peft=lora", "peft.r=4", "peft.alpha=8", "peft.dropout=0.0"]
-    _, module, _, _, rec = fit(out / "lora_copy", data_dir, tiny, None, lora + ["ref.mode=copy", "trainer.max_steps=1"])
+    _, module, _, _, rec = fit(
+        out / "lora_copy", data_dir, tiny, None, lora + ["ref.mode=copy", "trainer.max_steps=1"]
+    )
     results["losses"]["rpo_lora_copy_random_init"] = rec.losses
     results["lora_copy_reference_shards"] = shard_sizes(module.reference)
 
     # LoRA with the adapter-disabled reference (no second model): train 2 steps, export merged.
-    cfg, module, dm, trainer, rec = fit(out / "lora", data_dir, tiny, pretrained, lora + ["ref.mode=adapter", "trainer.max_steps=2"])
+    cfg, module, dm, trainer, rec = fit(
+        out / "lora", data_dir, tiny, pretrained, lora + ["ref.mode=adapter", "trainer.max_steps=2"]
+    )
     results["losses"]["rpo_lora_adapter"] = rec.losses
     results["lora_shards"] = shard_sizes(module.policy)
     results["lora_reference_is_none"] = module.reference is None

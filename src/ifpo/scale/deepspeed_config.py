@@ -8,7 +8,8 @@ the same rules transformers' Trainer uses, so one YAML suits 8B and 70B models.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -10,8 +10,9 @@ Rank 0 needs host RAM for one full copy of the weights (about 140 GB for 70B in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
@@ -39,12 +40,16 @@ def gathered_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             state[name] = parameter.detach().cpu().clone()
     if rank0:
         keys = set(model.state_dict().keys())
-        state.update({n: b.detach().cpu().clone() for n, b in model.named_buffers() if n in keys and n not in state})
+        state.update(
+            {n: b.detach().cpu().clone() for n, b in model.named_buffers() if n in keys and n not in state}
+        )
     return state
 
 
 def export_hf(
-    policy: torch.nn.Module, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase | None,
+    policy: torch.nn.Module,
+    out_dir: str | Path,
+    tokenizer: PreTrainedTokenizerBase | None,
     peft_cfg: Mapping[str, Any] | None = None,
 ) -> Path | None:
     """Write `policy` (LoRA merged) to `out_dir`; returns the folder on rank 0, None elsewhere."""
@@ -64,7 +69,9 @@ def export_hf(
     tied = set(getattr(base, "_tied_weights_keys", None) or [])
     missing = [k for k in result.missing_keys if not any(k.endswith(t) for t in tied)]
     if missing or result.unexpected_keys:
-        raise ValueError(f"export: state dict does not match the model (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})")
+        raise ValueError(
+            f"export: state dict does not match the model (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
+        )
     if peft_enabled(peft_cfg):
         skeleton = skeleton.merge_and_unload()  # W <- W + (alpha / r) * B @ A, adapters removed
     skeleton.tie_weights()

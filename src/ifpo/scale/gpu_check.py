@@ -37,7 +37,12 @@ def peak_flops(name: str) -> float | None:
 
 
 def params_of(config: dict) -> int:
-    h, m, layers, v = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], config["vocab_size"]
+    h, m, layers, v = (
+        config["hidden_size"],
+        config["intermediate_size"],
+        config["num_hidden_layers"],
+        config["vocab_size"],
+    )
     kv = h // config["num_attention_heads"] * config["num_key_value_heads"]
     per_layer = 2 * h * h + 2 * h * kv + 3 * h * m + 2 * h
     return 2 * v * h + layers * per_layer + h

@@ -9,7 +9,8 @@ small) and DeepSpeed partitions them when the engine is initialised.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -33,7 +34,7 @@ def outside_zero_init() -> Iterator[None]:
     """Suspend an active deepspeed.zero.Init (no-op without DeepSpeed or outside one)."""
     try:
         from deepspeed.runtime.zero import partition_parameters as pp
-    except Exception:  # deepspeed missing or unusable here
+    except ImportError:  # deepspeed not installed
         yield
         return
     active = pp.zero_init_context > 0 and pp.top_level_context is not None

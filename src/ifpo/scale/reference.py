@@ -19,8 +19,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -55,7 +56,9 @@ def copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
                     dst[name].data.copy_(p.data)
 
 
-def build_reference_copy(policy: torch.nn.Module | None, model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any]) -> torch.nn.Module:
+def build_reference_copy(
+    policy: torch.nn.Module | None, model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any]
+) -> torch.nn.Module:
     """The reference model for ref.mode=copy (not yet frozen)."""
     if ref_cfg.get("name_or_path"):
         return build_causal_lm(model_cfg, ref_cfg["name_or_path"])
@@ -96,7 +99,12 @@ def dataset_fingerprint(dataset: Any, columns: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(fingerprints: Mapping[str, str], tokenize_settings: Mapping[str, Any], identity: Mapping[str, Any], roles: Sequence[str]) -> str:
+def cache_key(
+    fingerprints: Mapping[str, str],
+    tokenize_settings: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    roles: Sequence[str],
+) -> str:
     payload = {"version": CACHE_VERSION, "data": dict(fingerprints), "tokenize": dict(tokenize_settings),
                "weights": dict(identity), "roles": list(roles)}  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
@@ -104,7 +112,9 @@ def cache_key(fingerprints: Mapping[str, str], tokenize_settings: Mapping[str, A
 
 # -- precomputed: the pre-pass ------------------------------------------------------------
 @torch.no_grad()
-def reference_logps_for(model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int, chunk: int) -> dict[str, torch.Tensor]:
+def reference_logps_for(
+    model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int, chunk: int
+) -> dict[str, torch.Tensor]:
     """{role: float32 [len(dataset)]} summed response log-probs, in dataset order."""
     from ifpo.training.module import role_logps  # lazy: module imports this file
 
@@ -153,13 +163,19 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any) -> Path
     sets = {"train": datamodule.train_set, "val": datamodule.val_set}
     fingerprints = {name: dataset_fingerprint(ds, columns) for name, ds in sets.items() if ds is not None}
     settings = {"max_length": int(cfg.data.max_length), "max_prompt_length": int(cfg.data.max_prompt_length)}
-    key = cache_key(fingerprints, settings, weights_identity(module.model_cfg, module.ref_cfg, int(cfg.seed)), roles)
+    key = cache_key(
+        fingerprints, settings, weights_identity(module.model_cfg, module.ref_cfg, int(cfg.seed)), roles
+    )
     path = Path(str(cfg.ref.cache_dir)) / f"{key}.pt"
     if path.exists():
         log.info("reference log-probs: reusing cache %s", path)
         cache = torch.load(path, map_location="cpu", weights_only=True)
     else:
-        log.info("reference log-probs: pre-pass over %s -> %s", {k: len(v) for k, v in sets.items() if v is not None}, path)
+        log.info(
+            "reference log-probs: pre-pass over %s -> %s",
+            {k: len(v) for k, v in sets.items() if v is not None},
+            path,
+        )
         cache = precompute(cfg, datamodule, module, sets)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -171,14 +187,18 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any) -> Path
         for role in roles:
             values = cache[name][role]
             if len(values) != len(dataset):
-                raise ValueError(f"reference cache {path}: {name}/{role} has {len(values)} rows, data has {len(dataset)}")
+                raise ValueError(
+                    f"reference cache {path}: {name}/{role} has {len(values)} rows, data has {len(dataset)}"
+                )
             dataset = dataset.add_column(REFERENCE_COLUMN.format(role=role), values.tolist())
         setattr(datamodule, f"{name}_set", dataset)
     datamodule.collator = ReferenceLogpsCollator(datamodule.collator, roles)
     return path
 
 
-def precompute(cfg: Any, datamodule: Any, module: Any, sets: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+def precompute(
+    cfg: Any, datamodule: Any, module: Any, sets: Mapping[str, Any]
+) -> dict[str, dict[str, torch.Tensor]]:
     """The pre-pass itself: score every example with the reference ref.mode=copy would use.
 
     Random init: the module's own policy is built now (configure_model is idempotent, so training
@@ -190,13 +210,18 @@ def precompute(cfg: Any, datamodule: Any, module: Any, sets: Mapping[str, Any]) 
     chunk = int(module.model_cfg.get("logprob_chunk_size", 1024))
     batch_size = int(cfg.ref.get("precompute_batch_size", 8))
     if module.ref_cfg.get("name_or_path") or module.model_cfg.get("name_or_path"):
-        reference, owned = freeze(build_reference_copy(None, module.model_cfg, module.ref_cfg)).to(device), True
+        reference, owned = (
+            freeze(build_reference_copy(None, module.model_cfg, module.ref_cfg)).to(device),
+            True,
+        )
     else:
         module.configure_model()
         reference, owned = module.policy, False
     was_training = reference.training
     reference.eval()
-    adapters_off = reference.disable_adapter() if hasattr(reference, "disable_adapter") else contextlib.nullcontext()
+    adapters_off = (
+        reference.disable_adapter() if hasattr(reference, "disable_adapter") else contextlib.nullcontext()
+    )
     with adapters_off:
         cache = {name: reference_logps_for(reference, ds, datamodule.collator, batch_size, chunk)
                  for name, ds in sets.items() if ds is not None}  # fmt: skip

@@ -8,7 +8,8 @@ GPU experiment has GPUs, and the optimizer class ZeRO-Offload needs.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
@@ -43,7 +44,7 @@ def _command_line() -> str:
 
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("plan=")]
         return " ".join(["python train.py", *overrides])
-    except Exception:  # not inside a Hydra run (tests compose configs directly)
+    except ValueError:  # HydraConfig is not set outside a Hydra run (tests compose configs directly)
         return "python train.py +experiment=NAME"
 
 
@@ -85,7 +86,9 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
         return DDPStrategy(**kwargs)
     config = resolved_deepspeed_config(cfg)
     if zero_stage(config) != 3:
-        raise ValueError(f"strategy={name} expects strategy.deepspeed.zero_optimization.stage=3, got {zero_stage(config)}")
+        raise ValueError(
+            f"strategy={name} expects strategy.deepspeed.zero_optimization.stage=3, got {zero_stage(config)}"
+        )
     exclude = strategy_cfg.get("exclude_frozen_parameters")
     if exclude is None:
         # Without LoRA the only frozen weights are the reference's: never checkpoint them.
@@ -100,13 +103,20 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
 
 
 def is_zero3(strategy: Any) -> bool:
-    return isinstance(strategy, DeepSpeedStrategy) and isinstance(strategy.config, dict) and strategy.zero_stage_3
+    return (
+        isinstance(strategy, DeepSpeedStrategy)
+        and isinstance(strategy.config, dict)
+        and strategy.zero_stage_3
+    )
 
 
 def optimizer_class(strategy: Any) -> type[torch.optim.Optimizer]:
     """DeepSpeedCPUAdam when ZeRO-Offload keeps the optimizer on CPU (torch AdamW would be
     ~10x slower there and DeepSpeed refuses it by default), torch AdamW otherwise."""
-    if isinstance(strategy, DeepSpeedStrategy) and offload_device(strategy.config, "offload_optimizer") != "none":
+    if (
+        isinstance(strategy, DeepSpeedStrategy)
+        and offload_device(strategy.config, "offload_optimizer") != "none"
+    ):
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam
