@@ -84,3 +84,43 @@ def export_hf(
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Export a single-file training checkpoint (`last.ckpt`) to a Hugging Face folder.
+
+    The model is rebuilt from the `model` config saved in the checkpoint. A DeepSpeed
+    checkpoint is a folder: consolidate it first with the `zero_to_fp32.py` that DeepSpeed
+    writes into it, or export in-process with :func:`export_hf`.
+    """
+    from ifpo.eval.checkpoint import CheckpointError, checkpoint_model_config, load_policy
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        raise CheckpointError(
+            f"{checkpoint} is a sharded DeepSpeed checkpoint folder; run "
+            f"`python {checkpoint}/zero_to_fp32.py {checkpoint} consolidated.ckpt` first"
+        )
+    model_cfg = checkpoint_model_config(checkpoint)
+    if model_cfg is None:
+        raise CheckpointError(f"{checkpoint}: no saved model config (hyper_parameters.model); not an ifpo checkpoint?")
+    model, tokenizer = load_policy(model_cfg, checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Export a training checkpoint to a Hugging Face folder.")
+    parser.add_argument("checkpoint", help="a Lightning .ckpt written by train.py")
+    parser.add_argument("out_dir", help="folder to write (safetensors, config, tokenizer)")
+    args = parser.parse_args()
+    print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir)}")
+
+
+if __name__ == "__main__":
+    main()
