@@ -134,7 +134,7 @@ def test_outside_slurm_no_plugin_and_foreign_handlers_stay(monkeypatch, restore_
     for key in [k for k in os.environ if k.startswith("SLURM_")]:
         monkeypatch.delenv(key)
     assert preemption.trainer_plugins() == []
-    own = lambda *a: None  # noqa: E731
+    own = lambda *a: None
     signal.signal(signal.SIGUSR2, own)
     assert not preemption.release_submitit_handler()
     assert signal.getsignal(signal.SIGUSR2) is own

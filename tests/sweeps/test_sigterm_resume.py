@@ -12,8 +12,8 @@ import torch
 
 from tests.sweeps.helpers import ROOT, TINY, subprocess_env, train_command
 
-STEPS = 10
-KILL_AFTER_STEP = 3
+STEPS = 6
+KILL_AFTER_STEP = 2
 
 
 def _overrides(log_dir, data_dir, run_name, *extra):
@@ -32,11 +32,11 @@ def test_sigterm_mid_epoch_then_auto_resume_matches_uninterrupted(tmp_path, shar
     data_dir = shared_data_dir / "synthetic_sigterm"
     env = subprocess_env()
     reference = subprocess.run(train_command(_overrides(tmp_path, data_dir, "straight")), cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=300)
+                               capture_output=True, text=True, timeout=300, check=False)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     # The interrupted run: slowed down (sleep only) so the outside SIGTERM lands mid-run.
-    slow = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.4"]
+    slow = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.5"]
     command = train_command(_overrides(tmp_path, data_dir, "killed", *slow))
     run_dir = tmp_path / "train" / "runs" / "killed"
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -63,7 +63,7 @@ def test_sigterm_mid_epoch_then_auto_resume_matches_uninterrupted(tmp_path, shar
     assert not (run_dir / "metrics.json").exists()
 
     # Same command, same folder, no ckpt_path: resume=auto finds the SIGTERM checkpoint.
-    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resume=auto: continuing from" in resumed.stdout + resumed.stderr
     assert "not resumable" not in resumed.stdout + resumed.stderr  # Lightning saw a stateful loader

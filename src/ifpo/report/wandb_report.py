@@ -33,8 +33,8 @@ def run_ids(sweep_dir: Path) -> list[str]:
 
 def build_wandb_report(sweep_dir: Path, project: str, entity: str | None, ids: list[str]) -> Any:
     """A W&B Report object: one panel grid over exactly this sweep's runs, seeds grouped by loss head."""
-    import wandb_workspaces.expr as expr
     import wandb_workspaces.reports.v2 as wr
+    from wandb_workspaces import expr
 
     runset = wr.Runset(entity=entity or "", project=project, name=sweep_dir.name, filters=[expr.Metric("ID").isin(ids)])
     panels = [wr.LinePlot(title=metric, x="Step", y=[metric], groupby=wr.Config("loss.name"),

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import lightning.pytorch as pl
@@ -59,8 +60,8 @@ def sweep_group(default: str | None) -> str | None:
 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             return f"{default}-{Path(HydraConfig.get().sweep.dir).name}" if default else Path(HydraConfig.get().sweep.dir).name
-    except Exception:  # noqa: BLE001  (no Hydra context: plain default)
-        pass
+    except Exception as error:  # noqa: BLE001  (no Hydra context: plain default)
+        log.debug("no Hydra run context for the W&B group: %s", error)
     return default
 
 
@@ -81,7 +82,7 @@ def wandb_logger(
     job_type: str = "train",
     tags: Sequence[str] | None = None,
     save_dir: str = ".",
-    id: str | None = None,  # noqa: A002  (W&B's own name for it)
+    id: str | None = None,
     log_model: bool = False,
     offline: bool = False,
 ) -> WandbLogger:
