@@ -61,6 +61,11 @@ class Study:
         self.methods = list(cfg.study.methods)
         self.force = bool(cfg.study.force)
         self.paths = Layout(Path(cfg.study.out_dir))
+        # Real scale swaps these in (README "At real scale"): a pretrained start, real instructions.
+        self.start_model = Path(cfg.study.sft_model) if cfg.study.sft_model else self.paths.sft_hf
+        self.instructions = (
+            Path(cfg.study.instructions) if cfg.study.instructions else self.paths.instructions
+        )
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         self.times_file = self.paths.out / "stage_times.json"
         self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
@@ -141,6 +146,9 @@ class Study:
 
     def sft(self) -> None:
         p, s = self.paths, self.size
+        if self.cfg.study.sft_model:
+            print(f"[mini_if] 2_sft: study.sft_model={self.start_model} given, no SFT stage", flush=True)
+            return
         train = [
             PY,
             "train.py",
@@ -164,8 +172,8 @@ class Study:
                     PY,
                     "-m",
                     "experiments.mini_if.sample",
-                    str(p.instructions),
-                    str(p.sft_hf),
+                    str(self.instructions),
+                    str(self.start_model),
                     str(p.samples),
                     "-n",
                     str(s.num_samples),
@@ -179,10 +187,12 @@ class Study:
                     str(s.writer_samples),
                     "--iopo-out",
                     str(p.samples_iopo),
+                    "--backend",
+                    str(self.cfg.study.sampler_backend),
                 ]
             ],
             [p.samples, p.samples_iopo],
-            [p.sft_hf / "config.json", p.instructions],
+            [self.start_model / "config.json", self.instructions],
         )
 
     def build(self) -> None:
@@ -190,7 +200,7 @@ class Study:
         width = s.num_samples + s.writer_samples
         common = [
             "builder.source=instructions",
-            f"builder.instructions={p.instructions}",
+            f"builder.instructions={self.instructions}",
             "sampler=file",
             f"seed={self.cfg.study.data_seed}",
             f"paths.data_dir={p.data}",
@@ -206,6 +216,7 @@ class Study:
             f"builder.num_samples={width}",
             f"++builder.min_margin={s.rpo_min_margin}",
             *common,
+            *self.cfg.study.build_overrides,
             f"hydra.sweep.dir={p.logs / 'build_pairs'}",
         ]
         quads = [
@@ -215,6 +226,7 @@ class Study:
             f"sampler.responses={p.samples_iopo}",
             f"builder.num_samples={2 * width}",
             *common,
+            *self.cfg.study.build_overrides,
             f"hydra.run.dir={p.logs / 'build_iopo'}",
         ]
         self.stage(
@@ -244,13 +256,14 @@ class Study:
             f"+experiment={experiments}",
             f"seed={','.join(map(str, self.seeds))}",
             f"++mini_if.built_dir={p.built}",
-            f"++mini_if.sft_model={p.sft_hf}",
+            f"++mini_if.sft_model={self.start_model}",
             f"trainer.max_steps={s.pref_steps}",
             f"hydra.sweep.dir={p.pref}",
             "callbacks.progress_bar.refresh_rate=10",
+            *self.cfg.study.train_overrides,
         ]
         inputs = [
-            p.sft_hf / "config.json",
+            self.start_model / "config.json",
             *(p.built / f"{k}.jsonl.stats.json" for k in ("dpo", "rpo", "iopo")),
         ]
         outputs = [p.pref / "multirun.yaml", *(j / "metrics.json" for j in self.pref_jobs().values())]
@@ -270,10 +283,9 @@ class Study:
     def evaluate(self) -> None:
         p, s = self.paths, self.size
         p.models.mkdir(parents=True, exist_ok=True)
-        checkpoints = {
-            "sft": p.sft_ckpt,
-            **{k: j / "checkpoints/last.ckpt" for k, j in self.pref_jobs().items()},
-        }
+        checkpoints = {k: j / "checkpoints/last.ckpt" for k, j in self.pref_jobs().items()}
+        if not self.cfg.study.sft_model:
+            checkpoints = {"sft": p.sft_ckpt, **checkpoints}
         todo = []
         for name, ckpt in checkpoints.items():
             link = p.models / f"{name}.ckpt"
@@ -282,6 +294,26 @@ class Study:
             link.symlink_to(ckpt.resolve())
             if self.force or not self.fresh([p.eval / name / "summary.json"], [ckpt]):
                 todo.append(name)
+        benchmark = str(self.cfg.study.eval_benchmark)
+        common = [
+            f"+eval={benchmark}",
+            f"eval.generation.max_new_tokens={s.eval_max_new_tokens}",
+            "eval.generation.batch_size=16",
+            "eval.generation.show_progress=false",
+            *([f"eval.num_examples={s.eval_examples}"] if benchmark == "synthetic" else []),
+            *self.cfg.study.eval_overrides,
+        ]
+        start = p.eval / "sft" / "summary.json"
+        if self.cfg.study.sft_model and (self.force or not start.exists()):
+            # A given start model is an HF folder, not a checkpoint: scored on its own.
+            cmd = [
+                PY,
+                "eval.py",
+                *common,
+                f"model.name_or_path={self.start_model}",
+                f"hydra.run.dir={p.eval / 'sft'}",
+            ]
+            self.stage("6_eval_start", [cmd], [start], force=True)
         if not todo:
             print("[mini_if] 6_eval: outputs exist, skipped", flush=True)
             return
@@ -291,13 +323,9 @@ class Study:
             PY,
             "eval.py",
             "-m",
-            "+eval=synthetic",
-            "model=tiny_llama",
+            f"model={self.cfg.study.eval_model}",
             "eval.checkpoint=" + ",".join(str(p.models / f"{n}.ckpt") for n in todo),
-            f"eval.num_examples={s.eval_examples}",
-            f"eval.generation.max_new_tokens={s.eval_max_new_tokens}",
-            "eval.generation.batch_size=16",
-            "eval.generation.show_progress=false",
+            *common,
             f"hydra.sweep.dir={sweep}",
         ]
         self.stage("6_eval", [cmd], [sweep / "multirun.yaml"], force=True)

@@ -108,12 +108,13 @@ def sample_file(
     iopo_ops: dict[str, float] | None = None,
     iopo_max_ops: int = 2,
     system_prompt: str = "You are a helpful assistant.",
+    backend: str = "hf",
 ) -> dict:
     """Write ``out`` (n answers to each x1) and, with ``iopo_out``, the IOPO file (x1 answers, then x2's)."""
     items, _ = load_instructions(instructions, "raise", system_prompt)
     sampler_cfg = OmegaConf.create(
         {
-            "backend": "hf",
+            "backend": backend,
             "checkpoint": str(model_dir),
             "device": None,
             "max_new_tokens": max_new_tokens,
@@ -177,11 +178,14 @@ def main() -> None:
     parser.add_argument("-n", "--num-samples", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=32, help="sequences per generate call")
+    parser.add_argument("--batch-size", type=int, default=96, help="sequences per generate call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--writer-samples", type=int, default=0)
     parser.add_argument(
         "--iopo-out", type=Path, default=None, help="also answer IOPO's x2 prompts into this file"
+    )
+    parser.add_argument(
+        "--backend", default="hf", choices=("hf", "vllm"), help="vllm: GPU, serves the HF folder"
     )
     args = parser.parse_args()
     stats = sample_file(
@@ -195,6 +199,7 @@ def main() -> None:
         args.seed,
         args.writer_samples,
         args.iopo_out,
+        backend=args.backend,
     )
     print(json.dumps(stats))
 
