@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: setup train test test-all lint bench gpu-check report clean help
+.PHONY: setup train test test-all lint bench gpu-check report study clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -48,6 +48,9 @@ bench: setup  ## one table: ifpo DPO/RPO/IOPO steps (each switch on/off) vs TRL 
 	# TRL is a benchmark-only extra; --no-deps keeps the pinned torch untouched.
 	$(PY) -m pip install --quiet --no-deps "trl>=1.16,<2"
 	$(PY) -m ifpo.bench $(ARGS)
+
+study: setup  ## experiments/mini_if: SFT then DPO vs IOPO vs RPO on the CPU, resumable (ARGS="study.smoke=true" for the few-minute check)
+	$(PY) -m experiments.mini_if.run $(ARGS)
 
 clean:  ## remove run outputs, generated data and caches (keeps .venv)
 	rm -rf outputs multirun data .pytest_cache .ruff_cache wandb
