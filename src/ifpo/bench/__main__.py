@@ -23,9 +23,13 @@ from typing import Any
 RESULT = "IFPO_BENCH_RESULT "
 
 
-def run_worker(args: list[str], timeout: float) -> dict[str, Any]:
+def run_worker(args: list[str], timeout: float, threads: int = 0) -> dict[str, Any]:
     """Run `python -m ifpo.bench worker ...` in a fresh process; parse its result line."""
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled")
+    if threads > 0:
+        # Fixed intra-op threads: on a shared machine, oversubscribed OpenMP pools distort
+        # element-wise kernels far more than matmuls, which skews the ratios between rows.
+        env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run(
         [sys.executable, "-m", "ifpo.bench", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
@@ -54,7 +58,7 @@ def cmd_steps(opts: argparse.Namespace) -> int:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             results.append(run_worker(
                 ["worker", name, "--workdir", str(workdir), "--batch", str(opts.batch), "--warmup", str(opts.warmup),
-                 "--steps", str(opts.steps)], opts.timeout,
+                 "--steps", str(opts.steps)], opts.timeout, opts.threads,
             ))
     print(steps_table(results, batch=opts.batch, warmup=opts.warmup, steps=opts.steps))
     if opts.json:
@@ -108,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--only", nargs="*", help=f"configurations to run (default: all of {DEFAULT_STEPS})")
         q.add_argument("--json", help="also write the rows to this JSON file")
         q.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
+        q.add_argument("--threads", type=int, default=0,
+                       help="torch threads per configuration (0: torch's default, all cores)")
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("name")
     worker.add_argument("--workdir", required=True)

@@ -9,19 +9,21 @@ from typing import Any
 TARGETS = "targets: DPO >= 2.5x TRL; DPO (prefix sharing) >= 1.3x floor; IOPO >= 0.45x DPO; peak RSS <= TRL's"
 
 
-def _machine() -> str:
+def _machine(threads: Any = None) -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    threads = threads or torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({threads} threads per configuration)"
 
 
 def steps_table(rows: list[dict[str, Any]], batch: int, warmup: int, steps: int) -> str:
     by_name = {r["name"]: r for r in rows}
     trl, floor = by_name.get("trl-dpo"), by_name.get("floor")
     header = f"{'configuration':<18} {'ex/s':>7} {'tok/s':>8} {'s/step':>7} {'peak MB':>8} {'x TRL':>6} {'x floor':>7}  what"
+    threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows if r.get("threads")})) or None
     lines = [
-        f"ifpo step benchmark: batch {batch} per step, {warmup} warm-up + {steps} timed steps, fp32, {_machine()}",
+        f"ifpo step benchmark: batch {batch} per step, {warmup} warm-up + {steps} timed steps, fp32, {_machine(threads)}",
         "(ex/s: pairs/s, or quads/s for IOPO; tok/s: real prompt+response tokens of the workload, no pads)",
         header, "-" * len(header),
     ]

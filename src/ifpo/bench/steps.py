@@ -183,5 +183,5 @@ def measure(name: str, workdir: Path, batch: int, warmup: int, steps: int) -> di
     return {
         "name": name, "description": setup.description, "kind": setup.kind,
         "examples_per_s": len(timed) / elapsed, "tokens_per_s": workload_tokens(timed, setup.kind) / elapsed,
-        "step_s": elapsed / steps, "peak_rss_mb": peak_rss_mb(),
+        "step_s": elapsed / steps, "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
     }
