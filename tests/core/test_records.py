@@ -132,3 +132,25 @@ def test_prompts_are_cut_from_the_left_and_long_responses_dropped(tokenizer):
     dropped = tokenize_record(long_response, "pair", tokenizer, TokenizeSettings(max_length=64, max_prompt_length=32))
     assert not dropped["keep"] and dropped["drop_reason"] == "response does not fit max_length"
     assert len(dropped["chosen_ids"]) > 64  # never truncated
+
+
+def test_parquet_files_and_local_datasets_load_through_datasets(tmp_path):
+    import datasets
+
+    from ifpo.data.sources import load_hub_records
+
+    rows = [GOOD, {"prompt": "p", "chosen": "a", "rejected": "a"}, dict(GOOD, margin=3)]
+    table = datasets.Dataset.from_list([dict(r, margin=float(r.get("margin", 0))) for r in rows])
+    parquet = tmp_path / "pairs.parquet"
+    table.to_parquet(str(parquet))
+    with pytest.raises(DataFormatError, match=r"pairs.parquet \(row\):2: field 'rejected': identical to chosen"):
+        load_file_records(parquet, "pair", "raise", SkipCounter())
+    skips = SkipCounter()
+    assert [r["margin"] for r in load_file_records(parquet, "pair", "skip", skips)] == [0.0, 3.0]
+    assert skips.total == 1
+    # A dataset folder (what a hub id resolves to) loads with datasets.load_dataset by name.
+    folder = tmp_path / "my_dataset"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in (GOOD, dict(GOOD, chosen="yo"))) + "\n")
+    records = load_hub_records(str(folder), None, "train", "pair", "raise", SkipCounter())
+    assert [r["chosen"][0]["content"] for r in records] == ["hi", "yo"]
