@@ -15,7 +15,8 @@ order as the padded collator, so heads slice roles identically).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

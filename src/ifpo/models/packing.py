@@ -52,7 +52,7 @@ class SegmentLayout:
     token_offset: torch.Tensor
 
     @classmethod
-    def from_batch(cls, batch: dict[str, Any]) -> "SegmentLayout":
+    def from_batch(cls, batch: dict[str, Any]) -> SegmentLayout:
         return cls(batch["seg_index"], batch["seg_mask"], batch["token_segment"], batch["token_offset"])
 
 
