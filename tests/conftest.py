@@ -18,4 +18,4 @@ def shared_data_dir(tmp_path_factory) -> Path:
     """One generated-data folder for the whole session, so synthetic data is built once."""
     return tmp_path_factory.mktemp("data")
 
-from tests.conftest_slurm import slurm_cluster  # noqa: E402,F401  (session-scoped real SLURM cluster)
+from tests.conftest_slurm import slurm_cluster  # noqa: F401  (session-scoped real SLURM cluster)

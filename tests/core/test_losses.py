@@ -1,5 +1,6 @@
 """Loss heads against hand-computed values, their invariants, and float64 gradients."""
 
+import itertools
 import math
 
 import pytest
@@ -108,7 +109,7 @@ def test_larger_margin_gives_larger_rpo_loss(gen):
     logps = _pair_logps(gen)
     head = get_loss_head("rpo", beta=0.1, gamma=0.05)
     losses = [head(logps, {"margin": torch.full((5,), float(g), dtype=torch.float64)}).loss.item() for g in range(6)]
-    assert all(a < b for a, b in zip(losses, losses[1:]))
+    assert all(a < b for a, b in itertools.pairwise(losses))
 
 
 def test_iopo_matches_both_forms_of_the_formula(gen):

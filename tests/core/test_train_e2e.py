@@ -30,12 +30,13 @@ def _run(tmp_path, shared_data_dir, overrides):
     ],
 )
 def test_each_head_trains_end_to_end(tmp_path, shared_data_dir, experiment, expected):
-    cfg, metrics = _run(tmp_path, shared_data_dir, experiment)
+    _, metrics = _run(tmp_path, shared_data_dir, experiment)
     assert expected in metrics and math.isfinite(metrics[expected])
     assert math.isfinite(metrics["train/loss"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["metrics"]["global_step"] == 2
-    rows = list(csv.DictReader(open(tmp_path / "csv" / "version_0" / "metrics.csv")))
+    with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert any(row.get("train/loss") for row in rows)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "config_tree.log").exists()
@@ -63,10 +64,11 @@ def test_resume_continues_at_saved_step_without_reference_in_checkpoint(tmp_path
     assert not any(k.startswith("reference.") for k in state["state_dict"])
     assert any(k.startswith("policy.") for k in state["state_dict"])
     second = tmp_path / "second"
-    _, metrics = _run(second, shared_data_dir, [f"ckpt_path={ckpt_path}", "trainer.max_steps=4", "trainer.val_check_interval=1"])
+    _run(second, shared_data_dir, [f"ckpt_path={ckpt_path}", "trainer.max_steps=4", "trainer.val_check_interval=1"])
     saved = json.loads((second / "metrics.json").read_text())
     assert saved["metrics"]["global_step"] == 4
-    steps = sorted({int(r["step"]) for r in csv.DictReader(open(second / "csv" / "version_0" / "metrics.csv")) if r.get("train/loss")})
+    with open(second / "csv" / "version_0" / "metrics.csv") as f:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")})
     assert steps and steps[0] >= 2  # no step before the checkpoint was re-run
 
 

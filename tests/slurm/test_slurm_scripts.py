@@ -22,7 +22,6 @@ from tests import conftest_slurm
 from tests import slurm_cluster as slurm_cluster_module
 from tests.slurm_cluster import SlurmCluster, SlurmError, ensure_slurm_installed, parse_record, pid_alive
 
-
 SLURM_DIR = REPO_ROOT / "slurm"
 SCRIPTS = ("train_multinode.sbatch", "sweep_array.sbatch")
 # Tiny resources so the templates' GPU-cluster #SBATCH defaults fit the CPU-only test node.

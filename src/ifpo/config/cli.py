@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # Groups that train.yaml lists as `group: null` in its defaults. Hydra refuses
 # `+group=x` for such a group ("Multiple values for experiment") and wants `group=x`,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -64,21 +64,21 @@ class SchedulerName(str, Enum):
 
 @dataclass
 class ModelConfig:
-    name_or_path: Optional[str] = None  # HF folder or hub id: loads weights and tokenizer
-    config: Optional[str] = None  # architecture config (folder or config.json) for random init
-    tokenizer: Optional[str] = None  # defaults to name_or_path
+    name_or_path: str | None = None  # HF folder or hub id: loads weights and tokenizer
+    config: str | None = None  # architecture config (folder or config.json) for random init
+    tokenizer: str | None = None  # defaults to name_or_path
     dtype: Dtype = Dtype.float32
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     gradient_checkpointing: bool = False
     logprob_chunk_size: int = 1024  # response tokens per LM-head chunk
     trust_remote_code: bool = False
-    arch: Optional[Any] = None  # ArchSpec preset name or {hidden, layers, ...}: plan=true needs no download
+    arch: Any | None = None  # ArchSpec preset name or {hidden, layers, ...}: plan=true needs no download
 
 
 @dataclass
 class RefConfig:
     mode: RefMode = RefMode.copy
-    name_or_path: Optional[str] = None  # a different reference model; default: the policy's start
+    name_or_path: str | None = None  # a different reference model; default: the policy's start
     cache_dir: str = "data/reference_cache"  # precomputed: where cached reference log-probs live
     precompute_batch_size: int = 8  # precomputed: examples per forward in the pre-pass
 
@@ -97,13 +97,13 @@ class SyntheticDataConfig:
 
 @dataclass
 class DataConfig:
-    kind: Optional[RecordKind] = None  # default: what the loss head trains on
-    train_files: List[str] = field(default_factory=list)
-    val_files: List[str] = field(default_factory=list)
-    hub_name: Optional[str] = None
-    hub_config: Optional[str] = None
+    kind: RecordKind | None = None  # default: what the loss head trains on
+    train_files: list[str] = field(default_factory=list)
+    val_files: list[str] = field(default_factory=list)
+    hub_name: str | None = None
+    hub_config: str | None = None
     train_split: str = "train"
-    val_split: Optional[str] = None
+    val_split: str | None = None
     val_fraction: float = 0.0
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
     max_length: int = 1024
@@ -150,7 +150,7 @@ class IOPOLossConfig:
 class OptimConfig:
     lr: float = 5e-6
     weight_decay: float = 0.0
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     scheduler: SchedulerName = SchedulerName.cosine
     warmup_ratio: float = 0.1
@@ -168,9 +168,9 @@ class StrategyName(str, Enum):
 class StrategyConfig:
     name: StrategyName = StrategyName.single
     cpu_test: bool = False  # run DeepSpeed on CPU processes over gloo (tests only)
-    exclude_frozen_parameters: Optional[bool] = None  # null: exclude when no LoRA (frozen = reference)
-    deepspeed: Optional[Dict[str, Any]] = None  # the DeepSpeed config dict (zero3 options)
-    ddp: Optional[Dict[str, Any]] = None  # keyword arguments of lightning's DDPStrategy
+    exclude_frozen_parameters: bool | None = None  # null: exclude when no LoRA (frozen = reference)
+    deepspeed: dict[str, Any] | None = None  # the DeepSpeed config dict (zero3 options)
+    ddp: dict[str, Any] | None = None  # keyword arguments of lightning's DDPStrategy
 
 
 @dataclass

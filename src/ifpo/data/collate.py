@@ -6,7 +6,8 @@ policy runs a single concatenated forward and heads slice per role.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

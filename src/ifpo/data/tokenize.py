@@ -66,7 +66,7 @@ def tokenize_record(
     """Token ids per prompt and response field, plus `keep`/`drop_reason` for the length policy."""
     prompts = [f for f in FIELDS[kind] if f not in RESPONSE_FIELDS[kind]]
     out: dict[str, Any] = {"margin": record["margin"], "keep": True, "drop_reason": ""}
-    for role, (prompt_field, response_field) in ROLE_FIELDS.items():
+    for prompt_field, response_field in ROLE_FIELDS.values():
         if prompt_field not in prompts or response_field not in RESPONSE_FIELDS[kind]:
             continue
         prompt_ids, response_ids = encode_prompt_response(tokenizer, record[prompt_field], record[response_field])

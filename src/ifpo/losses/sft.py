@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
-
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 
 

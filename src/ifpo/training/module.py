@@ -19,10 +19,10 @@ from transformers import get_scheduler
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
 from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
 from ifpo.models.logprobs import sequence_logprobs
+from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
 from ifpo.scale.lora import apply_lora, peft_enabled
 from ifpo.scale.reference import build_reference_copy
 from ifpo.scale.strategy import hf_zero3_context, is_zero3, optimizer_class
-from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
 
 REFERENCE_PREFIX = "reference."
 
@@ -90,7 +90,7 @@ class PreferenceModule(pl.LightningModule):
             # DeepSpeed checkpoints leave the frozen reference out; it is rebuilt above on resume.
             self.strict_loading = False
 
-    def train(self, mode: bool = True) -> "PreferenceModule":
+    def train(self, mode: bool = True) -> PreferenceModule:
         super().train(mode)
         if self.reference is not None:
             self.reference.eval()  # dropout etc. stay off in the reference, always

@@ -18,7 +18,12 @@ from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
 from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
 from ifpo.training.resume import resolve_ckpt_path
-from ifpo.training.wandb_logging import finish_wandb, log_final_summary, log_resolved_config, prepare_wandb_env
+from ifpo.training.wandb_logging import (
+    finish_wandb,
+    log_final_summary,
+    log_resolved_config,
+    prepare_wandb_env,
+)
 
 log = logging.getLogger(__name__)
 
