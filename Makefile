@@ -38,7 +38,7 @@ report: setup  ## compare a sweep's runs: HTML + PNG plots (+ a W&B Report when 
 	$(PY) -m ifpo.report $(SWEEP) $(ARGS)
 
 lint: setup  ## ruff + shellcheck
-	$(VENV)/bin/ruff check src tests train.py
+	$(VENV)/bin/ruff check src tests experiments train.py eval.py build.py
 	$(VENV)/bin/shellcheck slurm/*.sbatch
 
 gpu-check: setup  ## a few ZeRO-3 DPO steps of a random-init 1B Llama on the local GPU: tokens/s, MFU, peak memory
