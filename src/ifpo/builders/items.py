@@ -9,7 +9,6 @@ item (x and its rewrite, x1 and x2) differ only where the constraints differ.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints import Constraint, ConstraintError, DataFormatError, free_text, parse_ifeval_record
+from ifpo.constraints import Constraint, DataFormatError, free_text, parse_ifeval_record
+from ifpo.constraints.parsing import parse_jsonl
 from ifpo.data import synthetic
 from ifpo.sampling.base import Messages, SampleRequest, derive_seed
 
@@ -108,30 +108,18 @@ def parse_item(record: Any, source: str, line: int, default_system: str | None) 
 def load_instructions(path: str | Path, on_error: str = "raise", default_system: str | None = None
                       ) -> tuple[list[SourceItem], Counter[str]]:
     """Items of an instructions JSONL; bad lines raise (file, line, field) or are counted with on_error=skip."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    source, items, skipped, seen = str(path), [], Counter(), set()
-    with open(path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line,
-                                          reason="invalid_json") from None
-                item = parse_item(record, source, line, default_system)
-                if item.id in seen:
-                    raise DataFormatError(f"duplicate id {item.id!r}", source=source, line=line, field="key",
-                                          reason="duplicate_id")
-                seen.add(item.id)
-                items.append(item)
-            except ConstraintError as exc:
-                if on_error == "raise":
-                    raise
-                skipped[f"bad_input:{exc.reason}"] += 1
-    return items, skipped
+    seen: set[str] = set()
+
+    def parse_unique(record: Any, source: str, line: int) -> SourceItem:
+        item = parse_item(record, source, line, default_system)
+        if item.id in seen:
+            raise DataFormatError(f"duplicate id {item.id!r}", source=source, line=line, field="key",
+                                  reason="duplicate_id")
+        seen.add(item.id)
+        return item
+
+    items, reasons = parse_jsonl(path, parse_unique, on_error)  # type: ignore[arg-type]
+    return items, Counter({f"bad_input:{reason}": n for reason, n in reasons.items()})
 
 
 def synthetic_items(num_tasks: int, split: str, seed: int, system: str | None) -> list[SourceItem]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ifpo.constraints.constraint import Constraint, Instruction
 from ifpo.constraints.errors import ConstraintError, DataFormatError
+
+T = TypeVar("T")
 
 
 def _require(record: Mapping[str, Any], name: str, expected: type, source: str, line: int | None) -> Any:
@@ -66,18 +68,21 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
     return Instruction(prompt=prompt, constraints=tuple(constraints), id=None if key is None else str(key))
 
 
-def load_ifeval_jsonl(
-    path: str | Path, on_error: Literal["raise", "skip"] = "raise"
-) -> tuple[list[Instruction], Counter[str]]:
-    """Read a JSONL file of IFEval records.
+def parse_jsonl(
+    path: str | Path,
+    parse: Callable[[Any, str, int], T],
+    on_error: Literal["raise", "skip"] = "raise",
+) -> tuple[list[T], Counter[str]]:
+    """Apply ``parse(record, source, line)`` to every record of a JSONL file.
 
-    Returns the instructions and a counter of skipped records by reason (empty
-    unless ``on_error="skip"``). Blank lines are ignored.
+    Invalid JSON and any :class:`ConstraintError` raised by ``parse`` either propagate
+    (naming file, line and field) or, with ``on_error="skip"``, are counted by reason.
+    Blank lines are ignored.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     source = str(path)
-    instructions: list[Instruction] = []
+    parsed: list[T] = []
     skipped: Counter[str] = Counter()
     with open(path, encoding="utf-8") as handle:
         for line_no, text in enumerate(handle, start=1):
@@ -89,9 +94,20 @@ def load_ifeval_jsonl(
                 except json.JSONDecodeError as exc:
                     raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line_no,
                                           reason="invalid_json") from exc
-                instructions.append(parse_ifeval_record(record, source=source, line=line_no))
+                parsed.append(parse(record, source, line_no))
             except ConstraintError as exc:
                 if on_error == "raise":
                     raise
                 skipped[exc.reason] += 1
-    return instructions, skipped
+    return parsed, skipped
+
+
+def load_ifeval_jsonl(
+    path: str | Path, on_error: Literal["raise", "skip"] = "raise"
+) -> tuple[list[Instruction], Counter[str]]:
+    """Read a JSONL file of IFEval records.
+
+    Returns the instructions and a counter of skipped records by reason (empty
+    unless ``on_error="skip"``). Blank lines are ignored.
+    """
+    return parse_jsonl(path, lambda record, source, line: parse_ifeval_record(record, source=source, line=line), on_error)
