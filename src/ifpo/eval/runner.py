@@ -460,33 +460,37 @@ def _sysbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     )
 
 
+def _judged_single_turn(
+    ecfg: DictConfig, get_generator: GetGenerator, name: str, label: str,
+    load: Callable[..., Any], prompt_of: Callable[[Any], Any], judge: Callable[..., Any], score: Callable[[Any], dict],
+) -> BenchmarkResult:
+    """Load, generate one response per item, judge and score: the shared shape of CFBench and TRACE."""
+    loaded = load(_require_data(ecfg, label), on_bad_row=ecfg.on_bad_row)
+    items = _limit(list(loaded), ecfg.limit)
+    responses = _single_turn_responses(ecfg, get_generator, items, prompt_of, label)
+    with _judge_client(ecfg) as client:
+        judgements = judge(items, responses, client, on_error=ecfg.judge_on_error)
+    skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
+    return BenchmarkResult(
+        name, score(judgements), _judged_examples(items, responses, judgements, "response"), skipped=skipped
+    )
+
+
 def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     from ifpo.eval.cfbench import judge_cfbench, load_cfbench, score_cfbench
 
-    loaded = load_cfbench(_require_data(ecfg, "CFBench"), on_bad_row=ecfg.on_bad_row)
-    items = _limit(list(loaded), ecfg.limit)
-    responses = _single_turn_responses(ecfg, get_generator, items, lambda i: i.prompt, "CFBench")
-    with _judge_client(ecfg) as client:
-        judgements = judge_cfbench(items, responses, client, on_error=ecfg.judge_on_error)
-    metrics = score_cfbench(judgements, on_failed=ecfg.on_failed)
-    skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
-    return BenchmarkResult(
-        "cfbench", metrics, _judged_examples(items, responses, judgements, "response"), skipped=skipped
+    return _judged_single_turn(
+        ecfg, get_generator, "cfbench", "CFBench", load_cfbench, lambda i: i.prompt, judge_cfbench,
+        lambda judgements: score_cfbench(judgements, on_failed=ecfg.on_failed),
     )
 
 
 def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     from ifpo.eval.trace_bench import judge_trace, load_trace, score_trace
 
-    loaded = load_trace(_require_data(ecfg, "TRACE"), on_bad_row=ecfg.on_bad_row)
-    items = _limit(list(loaded), ecfg.limit)
-    responses = _single_turn_responses(ecfg, get_generator, items, lambda i: i.instruction, "TRACE")
-    with _judge_client(ecfg) as client:
-        judgements = judge_trace(items, responses, client, on_error=ecfg.judge_on_error)
-    metrics = score_trace(judgements, threshold=ecfg.threshold, on_failed=ecfg.on_failed)
-    skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
-    return BenchmarkResult(
-        "trace", metrics, _judged_examples(items, responses, judgements, "response"), skipped=skipped
+    return _judged_single_turn(
+        ecfg, get_generator, "trace", "TRACE", load_trace, lambda i: i.instruction, judge_trace,
+        lambda judgements: score_trace(judgements, threshold=ecfg.threshold, on_failed=ecfg.on_failed),
     )
 
 
