@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from ifpo.builders.dpo import dpo_choice
-from ifpo.builders.iopo import build_x2
+from ifpo.builders.iopo import X2_MODES, build_x2, reversal_quad
 from ifpo.builders.items import SourceItem, load_instructions, render_prompt, sample_request, synthetic_items
 from ifpo.builders.judging import ConstraintReverser, JudgeJob, ResponseJudge
 from ifpo.builders.records import constraint_list, pair_record, quad_record
@@ -105,6 +105,12 @@ class Builder:
         return [pair_record(render_prompt(item, item.constraints, self.style), answers[best], answers[worst], meta)]
 
     def _iopo(self, items, responses, vectors, stats) -> list[tuple[str, list[dict], BuildStats]]:
+        mode = self.cfg.get("x2", "edit")
+        if mode not in X2_MODES:
+            raise ValueError(f"builder.x2={mode!r}; allowed: {', '.join(X2_MODES)}")
+        if mode == "reverse":
+            return [(item.id, self._iopo_reversed(item, answers, vecs, s), s)
+                    for item, answers, vecs, s in zip(items, responses, vectors, stats)]
         mix = dict(self.cfg.get("ops", {"add": 1, "delete": 1, "revise": 1}))
         plans: list[tuple[str, list, list[str]] | None] = []
         for item, answers, vecs, s in zip(items, responses, vectors, stats):
@@ -145,6 +151,17 @@ class Builder:
             out[i] = (item.id, [quad_record(render_prompt(item, item.constraints, self.style),
                                             render_prompt(item, x2, self.style), y1, y2, meta)], s)
         return out
+
+    def _iopo_reversed(self, item, answers, vecs, s) -> list[dict]:
+        quad = reversal_quad(item.constraints, vecs, answers, self.reverser, s, prompt=item.last_user,
+                             allow_approximate=bool(self.cfg.get("approximate_reverses", False)))
+        if quad is None:
+            return []
+        s.keep(len(quad.reversed_positions))
+        meta = self._meta(item, x2="reverse", constraints_x1=constraint_list(item.constraints),
+                          constraints_x2=constraint_list(quad.x2), reversed_positions=list(quad.reversed_positions))
+        return [quad_record(render_prompt(item, item.constraints, self.style), render_prompt(item, quad.x2, self.style),
+                            answers[quad.y1], answers[quad.y2], meta)]
 
 
 def load_items(cfg: Mapping[str, Any], seed: int) -> tuple[list[SourceItem], BuildStats]:
