@@ -193,6 +193,12 @@ def _rule_metrics(report: ScoreReport) -> dict[str, float | int | None]:
     }
 
 
+def _ifbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
+    from ifpo.eval.ifbench import run_ifbench  # official IFBench evaluator semantics (its own module)
+
+    return run_ifbench(ecfg, get_generator)
+
+
 # ----------------------------------------------------------------------------- Multi-IF
 def load_turn_responses(path: str | Path, field: str = "responses") -> dict[str, list[str]]:
     """``{"key", "responses": [...]}`` lines -> key -> one response per turn."""
@@ -496,7 +502,7 @@ def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
 
 BENCHMARKS: dict[str, Callable[[DictConfig, GetGenerator], BenchmarkResult]] = {
     "ifeval": lambda e, g: _rule_benchmark(e, g, "ifeval"),
-    "ifbench": lambda e, g: _rule_benchmark(e, g, "ifbench"),
+    "ifbench": lambda e, g: _ifbench(e, g),
     "multi_if": _multi_if,
     "synthetic": _synthetic,
     "sysbench": _sysbench,
