@@ -33,7 +33,6 @@ from ifpo.eval.rule_scoring import (
     ScoreReport,
     load_responses_jsonl,
     per_instruction_accuracy,
-    score_example,
     score_ifbench,
     score_ifeval,
 )
@@ -313,7 +312,7 @@ def _check_multi_if_ids(path: Path, on_unknown: str, output_dir: str) -> tuple[P
 
 
 def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    from ifpo.eval.multi_if import conversations_for_turn, load_multi_if_csv, score_multi_if
+    from ifpo.eval.multi_if import conversations_for_turn, load_multi_if_csv, score_multi_if, score_turn
 
     path, skipped = _check_multi_if_ids(_multi_if_csv(ecfg), ecfg.on_unknown, ecfg.output_dir)
     conversations = _limit(load_multi_if_csv(path), ecfg.limit)
@@ -333,7 +332,7 @@ def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     for c in conversations:
         turns = []
         for instruction, answer in zip(c.turns, responses[c.id]):
-            s, lo = score_example(instruction, answer)
+            s, lo = score_turn(instruction, answer)  # Multi-IF's own checkers, as in the report
             turns.append(
                 {
                     "instruction_id_list": s.instruction_id_list,
