@@ -53,11 +53,16 @@ def test_every_instruction_agrees_with_the_official_results(official, loose):
 
 
 def test_agreement_command_prints_the_table(capsys):
-    code = main(["--data", str(DATA / "IFBench_test.jsonl"), "--responses", str(DATA / "sample_output.jsonl"),
-                 "--official", str(DATA / "eval_results_strict.jsonl"), str(DATA / "eval_results_loose.jsonl")])
+    args = ["--data", str(DATA / "IFBench_test.jsonl"), "--responses", str(DATA / "sample_output.jsonl"),
+            "--official", str(DATA / "eval_results_strict.jsonl"), str(DATA / "eval_results_loose.jsonl")]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    assert code == 1  # the ratio:sentence_type disagreement is reported
-    assert "sentence:keyword" in out and "disagree: ratio:sentence_type" in out
+    assert "disagree (strict): ratio:sentence_type" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line and not line.startswith("disagree")}
+    assert rows["sentence:keyword"] == ["15/15", "15/15", "0"]
+    assert rows["words:start_verb"] == ["0/0", "0/0", "1"]
+    assert rows["all"] == ["61/62", "61/62", "2"]
+    assert main([*args, "--fail-on-disagreement"]) == 1
 
 
 def test_missing_response_fails_and_stays_in_the_denominator(official):

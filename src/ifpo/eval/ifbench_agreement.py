@@ -106,15 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--responses", required=True, help='{"prompt", "response"} JSONL, e.g. sample_output.jsonl')
     parser.add_argument("--official", nargs=2, required=True, metavar=("STRICT", "LOOSE"),
                         help="the official evaluator's eval_results_strict.jsonl and eval_results_loose.jsonl")
+    parser.add_argument("--fail-on-disagreement", action="store_true", help="exit 1 if any verdict differs")
     args = parser.parse_args(argv)
     instructions, _ = load_ifeval_jsonl(args.data)
     responses = load_responses_jsonl(args.responses)
     strict = compare(instructions, responses, read_official_results(args.official[0]), loose=False)
     loose = compare(instructions, responses, read_official_results(args.official[1]), loose=True)
     print(format_table(strict, loose))
-    for prompt, kind in strict.disagreements + loose.disagreements:
-        print(f"disagree: {kind} on {prompt!r}")
-    return 0 if not (strict.disagreements or loose.disagreements) else 1
+    for mode, result in (("strict", strict), ("loose", loose)):
+        for prompt, kind in result.disagreements:
+            print(f"disagree ({mode}): {kind} on {prompt!r}")
+    disagree = bool(strict.disagreements or loose.disagreements)
+    return 1 if disagree and args.fail_on_disagreement else 0
 
 
 if __name__ == "__main__":
