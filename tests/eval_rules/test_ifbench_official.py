@@ -184,5 +184,6 @@ def test_eval_end_to_end_on_the_official_excerpt(tmp_path):
     again = runner.evaluate(compose_config(
         "eval", ["+eval=ifbench", f"eval.data={DATA / 'IFBench_test.jsonl'}",
                  f"eval.responses={tmp_path / 'examples.jsonl'}", "eval.chart=false"], output_dir=tmp_path / "b"))
-    for name in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+    for name in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose", "missing_responses",
+                 "resource_errors", "num_prompts"):
         assert again.metrics[name] == result.metrics[name]

@@ -158,6 +158,17 @@ def score_ifbench_official(
     return result
 
 
+def load_ifbench_responses(path: str | Path) -> dict[str, str]:
+    """Official ``{"prompt", "response"}`` JSONL (or our ``examples.jsonl``, whose rows marked
+    ``missing_response`` stay missing, so rescoring reports the same counts)."""
+    responses = load_responses_jsonl(path)  # validates every line, with file/line errors
+    with open(path, encoding="utf-8") as handle:
+        for text in handle:
+            if text.strip() and json.loads(text).get("missing_response") is True:
+                responses.pop(json.loads(text)["prompt"], None)
+    return responses
+
+
 def write_responses(path: str | Path, prompts: Sequence[str], texts: Sequence[str]) -> Path:
     """Official responses format, one ``{"prompt", "response"}`` per line (raw text, think blocks kept)."""
     target = Path(path)
@@ -204,7 +215,7 @@ def run_ifbench(ecfg: DictConfig, get_generator: Callable[[], Generator]) -> Ben
     instructions, skipped = load_instructions(rows, source, "ifbench", ecfg.on_unknown)
     instructions = _limit(instructions, ecfg.limit)
     if ecfg.responses:
-        responses = load_responses_jsonl(ecfg.responses)
+        responses = load_ifbench_responses(ecfg.responses)
     else:
         texts = get_generator().generate([_user(i.prompt) for i in instructions], desc="ifbench")
         path = write_responses(Path(ecfg.output_dir) / RESPONSES_FILE, [i.prompt for i in instructions], texts)
