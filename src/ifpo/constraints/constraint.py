@@ -183,6 +183,8 @@ class Constraint:
         try:
             return any(bool(v.strip() and checker.check_following(v)) for v in variants)
         except LookupError as exc:
+            if isinstance(exc, (IndexError, KeyError)):  # checker bugs, not a missing NLTK resource
+                raise
             missing = re.search(r"Resource '?([\w./-]+)'? not found", str(exc))
             name = missing.group(1) if missing else str(exc).strip().splitlines()[0]
             raise ResourceUnavailableError(

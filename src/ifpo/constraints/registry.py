@@ -1,6 +1,7 @@
 """Registry of constraint kinds: IFEval and IFBench ids (checkable) plus ``free_text``.
 
-Checkers are the maintained ``if_verifiable`` classes; a kind's accepted
+Checkers are the maintained ``if_verifiable`` classes, except the IFBench ones whose
+official scoring the port does not follow (:mod:`ifpo.constraints.ifbench_official`); a kind's accepted
 parameters are read from its checker's ``build_description`` signature so the
 registry never drifts from the checker code.
 """
@@ -13,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ifpo.constraints import offline_nltk
+from ifpo.constraints import ifbench_official, offline_nltk
 from ifpo.constraints.errors import ConstraintError
 from ifpo.constraints.ifeval_kinds import IFEVAL_KINDS, KindAndKwargs, Reverser, Reviser
 
 offline_nltk.install()
+ifbench_official.install()
 
 from if_verifiable.ifbench.instructions_registry import INSTRUCTION_DICT as _IFBENCH_CHECKERS
 from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT as _IFEVAL_CHECKERS
@@ -86,7 +88,8 @@ def _build_registry() -> dict[str, KindSpec]:
             extra_fields=info.extra_fields,
             out_of_domain=info.out_of_domain,
         )
-    for kind_id, checker in _IFBENCH_CHECKERS.items():
+    for kind_id, port_checker in _IFBENCH_CHECKERS.items():
+        checker = ifbench_official.OFFICIAL_CHECKERS.get(kind_id, port_checker)
         if kind_id in kinds:  # pragma: no cover - the two id sets are disjoint today
             continue
         params = _accepted_params(checker)

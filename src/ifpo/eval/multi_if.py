@@ -1,14 +1,19 @@
 """Multi-IF (multi-turn, multilingual IFEval) parsing and scoring.
 
-The CSV has one conversation per row: an id column (``key`` or ``id``),
-``language``, and for k = 1..3 ``turn_k_prompt`` (plain text or a JSON chat
-message ``{"role": "user", "content": ...}``), ``turn_k_instruction_id_list``
-(JSON list) and ``turn_k_kwargs`` (JSON list of objects, or of JSON strings
-encoding objects). Instruction lists are cumulative: turn k's list holds every
-constraint still in force. Empty turn cells end the conversation early.
+The released file (``multiIF_20241018.csv``; the hub copy ``facebook/Multi-IF``, split
+``train``, 4,501 rows) has one conversation per row: ``key`` (a string such as
+``"1000:1:zh"``), ``language`` (a name: ``Chinese``, ``Hindi``, ``Thai``...), ``turn_index``,
+empty ``turns``/``responses`` columns (filled by the official generation script), and for
+k = 1..3 ``turn_k_prompt`` (a JSON chat message ``{"role": "user", "content": ...}``),
+``turn_k_instruction_id_list`` (a JSON list) and ``turn_k_kwargs`` (a JSON list of JSON
+*strings*, one object per instruction). Plain-text prompts and kwargs lists of objects are
+read too. Instruction lists are cumulative: turn k's list holds every constraint still in
+force. A turn whose prompt cell is empty or ``None`` (as the official scorer tests) ends the
+conversation.
 
-Score per turn, as the Multi-IF authors report it: the mean of prompt-level and
-instruction-level accuracy, strict and loose, over conversations having that turn.
+Score per turn, as the official ``metrics.py`` reports it: the mean of prompt-level and
+instruction-level accuracy, strict and loose, over conversations having that turn, with the
+release's language-aware checkers (:mod:`ifpo.eval.multi_if_checkers`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.constraints import ConstraintError, DataFormatError, Instruction, parse_ifeval_record
-from ifpo.eval.rule_scoring import ExampleScore, ScoreReport, score_example
+from ifpo.eval import multi_if_checkers
+from ifpo.eval.rule_scoring import ExampleScore, ScoreReport
 
 MAX_TURNS = 3
 ID_COLUMNS = ("key", "id", "conversation_id")
@@ -112,7 +118,7 @@ def _parse_row(row: Mapping[str, str], id_column: str, source: str, line: int) -
         ids_col = f"turn_{k}_instruction_id_list"
         kwargs_col = f"turn_{k}_kwargs"
         prompt_cell = (row.get(prompt_col) or "").strip()
-        if not prompt_cell:
+        if not prompt_cell or prompt_cell == "None":
             break
         for column in (ids_col, kwargs_col):
             if not (row.get(column) or "").strip():
@@ -190,6 +196,15 @@ class MultiIFReport:
         }
 
 
+def score_turn(instruction: Instruction, response: str) -> tuple[ExampleScore, ExampleScore]:
+    """Strict and loose verdicts for one turn with Multi-IF's checkers (:mod:`multi_if_checkers`)."""
+    ids = instruction.instruction_ids
+    strict = [multi_if_checkers.check(c, response, loose=False) for c in instruction.constraints]
+    loose = [multi_if_checkers.check(c, response, loose=True) for c in instruction.constraints]
+    return (ExampleScore(instruction.prompt, ids, response, strict),
+            ExampleScore(instruction.prompt, ids, response, loose))
+
+
 def score_multi_if(
     conversations: Sequence[MultiIFConversation], responses: Mapping[str, Sequence[str]]
 ) -> MultiIFReport:
@@ -209,7 +224,7 @@ def score_multi_if(
                 field="responses", reason="missing_response",
             )
         for k, (instruction, answer) in enumerate(zip(conversation.turns, answers), start=1):
-            s, lo = score_example(instruction, answer)
+            s, lo = score_turn(instruction, answer)
             strict[(k, conversation.language)].append(s)
             loose[(k, conversation.language)].append(lo)
     per_turn: dict[int, ScoreReport] = {}

@@ -33,7 +33,6 @@ from ifpo.eval.rule_scoring import (
     ScoreReport,
     load_responses_jsonl,
     per_instruction_accuracy,
-    score_example,
     score_ifbench,
     score_ifeval,
 )
@@ -193,6 +192,12 @@ def _rule_metrics(report: ScoreReport) -> dict[str, float | int | None]:
     }
 
 
+def _ifbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
+    from ifpo.eval.ifbench import run_ifbench  # official IFBench evaluator semantics (its own module)
+
+    return run_ifbench(ecfg, get_generator)
+
+
 # ----------------------------------------------------------------------------- Multi-IF
 def load_turn_responses(path: str | Path, field: str = "responses") -> dict[str, list[str]]:
     """``{"key", "responses": [...]}`` lines -> key -> one response per turn."""
@@ -307,7 +312,7 @@ def _check_multi_if_ids(path: Path, on_unknown: str, output_dir: str) -> tuple[P
 
 
 def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    from ifpo.eval.multi_if import conversations_for_turn, load_multi_if_csv, score_multi_if
+    from ifpo.eval.multi_if import conversations_for_turn, load_multi_if_csv, score_multi_if, score_turn
 
     path, skipped = _check_multi_if_ids(_multi_if_csv(ecfg), ecfg.on_unknown, ecfg.output_dir)
     conversations = _limit(load_multi_if_csv(path), ecfg.limit)
@@ -327,7 +332,7 @@ def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     for c in conversations:
         turns = []
         for instruction, answer in zip(c.turns, responses[c.id]):
-            s, lo = score_example(instruction, answer)
+            s, lo = score_turn(instruction, answer)  # Multi-IF's own checkers, as in the report
             turns.append(
                 {
                     "instruction_id_list": s.instruction_id_list,
@@ -496,7 +501,7 @@ def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
 
 BENCHMARKS: dict[str, Callable[[DictConfig, GetGenerator], BenchmarkResult]] = {
     "ifeval": lambda e, g: _rule_benchmark(e, g, "ifeval"),
-    "ifbench": lambda e, g: _rule_benchmark(e, g, "ifbench"),
+    "ifbench": lambda e, g: _ifbench(e, g),
     "multi_if": _multi_if,
     "synthetic": _synthetic,
     "sysbench": _sysbench,
