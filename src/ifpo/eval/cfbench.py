@@ -128,12 +128,14 @@ _TEMPLATE = """
 [评估标准]: {criteria}
 
 [你的评估]: 
-"""  # noqa: E501 (the official prompt's lines)
+"""
 
 
 def judge_prompt(item: CFBenchItem, response: str) -> str:
     """The authors' judge prompt for one answer."""
-    return _TEMPLATE.format(prompt=item.prompt, gold=item.gold, response=response, criteria="\n\n".join(item.criteria))
+    return _TEMPLATE.format(
+        prompt=item.prompt, gold=item.gold, response=response, criteria="\n\n".join(item.criteria)
+    )
 
 
 def parse_strict(answer: str, criteria: Sequence[str]) -> list[int]:
@@ -178,7 +180,9 @@ def parse_fallback(answer: str) -> list[int]:
     return scores
 
 
-def judge_record(item: CFBenchItem, raw: str, strict: list[int] | None, problem: str | None) -> dict[str, Any]:
+def judge_record(
+    item: CFBenchItem, raw: str, strict: list[int] | None, problem: str | None
+) -> dict[str, Any]:
     """Scores and the official ``judge_parsing`` flag ("1" strict, "0" fallback, "-1" nothing parsed)."""
     if strict is not None:
         return {"scores": strict, "parsing": "1", "raw": raw, "error": None}
@@ -226,7 +230,10 @@ def _means(per_item: Sequence[Mapping[str, float]], suffix: str = "") -> dict[st
 
 
 def score_cfbench(
-    items: Sequence[CFBenchItem], records: Sequence[Mapping[str, Any] | None], *, on_failed: OnFailed = "raise"
+    items: Sequence[CFBenchItem],
+    records: Sequence[Mapping[str, Any] | None],
+    *,
+    on_failed: OnFailed = "raise",
 ) -> dict[str, float | int]:
     """CSR/ISR/PSR overall and per split; a record of None (judge unreachable) is a failure."""
     if len(items) != len(records):

@@ -166,7 +166,8 @@ def generate_resumable(
     todo = [i for i, key in enumerate(keys) if key not in store]
     if todo:
         if len(todo) < len(keys):
-            log.info("%s: %d of %d responses already saved; generating the rest", desc, len(keys) - len(todo), len(keys))
+            done = len(keys) - len(todo)
+            log.info("%s: %d of %d responses already saved; generating the rest", desc, done, len(keys))
         generator = generator_factory()
         for start in range(0, len(todo), max(1, chunk_size)):
             chunk = todo[start : start + chunk_size]

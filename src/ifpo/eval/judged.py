@@ -197,12 +197,15 @@ def judge_resumable(
     concurrency: int,
     desc: str = "judging",
     show_progress: bool = True,
+    durable: Callable[[dict[str, Any]], bool] = lambda record: True,
 ) -> list[dict[str, Any]]:
     """``judge_one(i)`` for every key ``store`` lacks, each record saved the moment it is done.
 
     At most ``concurrency`` calls run at once. The first exception stops the batch (calls not yet
     started are cancelled) and is re-raised; every record finished before it is already on disk,
-    so a rerun with the same store judges only what is left -- no item is judged twice.
+    so a rerun with the same store judges only what is left -- no item is judged twice. Records
+    ``durable`` rejects (a judge that could not be reached) are returned but not saved, so the
+    next run asks again.
     """
     from ifpo.judge.concurrency import map_bounded
 
@@ -210,11 +213,17 @@ def judge_resumable(
     if len(todo) < len(keys):
         log.info("%s: %d of %d judgements already saved", desc, len(keys) - len(todo), len(keys))
 
+    transient: dict[str, dict[str, Any]] = {}
+
     def run(i: int) -> None:
-        store.put(keys[i], judge_one(i))
+        record = judge_one(i)
+        if durable(record):
+            store.put(keys[i], record)
+        else:
+            transient[keys[i]] = record
 
     map_bounded(run, todo, max_workers=concurrency, desc=desc, show_progress=show_progress)
-    return [store.get(key) for key in keys]
+    return [transient[key] if key in transient else store.get(key) for key in keys]
 
 
 def ask_judge(

@@ -37,7 +37,9 @@ class ProgressStore:
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
             cut = data.rfind(b"\n") + 1
-            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - cut)
+            log.warning(
+                "%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - cut
+            )
             with path.open("r+b") as handle:
                 handle.truncate(cut)
             data = data[:cut]
@@ -49,7 +51,9 @@ class ProgressStore:
                 entry = json.loads(line)
                 done[str(entry["key"])] = entry["value"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a progress record ({exc}); delete the file to start over")
+                raise ValueError(
+                    f"{path}:{number}: not a progress record ({exc}); delete the file to start over"
+                )
         if done:
             log.info("%s: resuming with %d finished item(s)", path, len(done))
         return done

@@ -27,7 +27,15 @@ from ifpo.constraints import (
     Instruction,
     parse_ifeval_record,
 )
-from ifpo.eval.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
+from ifpo.eval.generation import (
+    Conversation,
+    GenerationSettings,
+    Generator,
+    HFGenerator,
+    VLLMGenerator,
+    generate_resumable,
+)
+from ifpo.eval.progress import ProgressStore
 from ifpo.eval.report import BenchmarkResult, kind_table, log_to_loggers, print_table, write_results
 from ifpo.eval.rule_scoring import (
     ScoreReport,
@@ -80,6 +88,31 @@ def _user(text: str) -> list[dict[str, str]]:
 
 def _limit(items: list[Any], limit: int | None) -> list[Any]:
     return items if limit is None else items[: int(limit)]
+
+
+def _progress(ecfg: DictConfig, stage: str) -> ProgressStore:
+    """The checkpoint of one stage (``<stage>.jsonl`` under ``eval.progress_dir``)."""
+    directory = ecfg.get("progress_dir") or Path(str(ecfg.output_dir)) / "progress"
+    return ProgressStore(Path(str(directory)) / f"{stage}.jsonl")
+
+
+def _generate(
+    ecfg: DictConfig,
+    get_generator: GetGenerator,
+    keys: list[str],
+    conversations: list[Conversation],
+    stage: str,
+    desc: str,
+) -> dict[str, str]:
+    """``key -> response``, each batch saved as it is done; what a previous run saved is reused."""
+    return generate_resumable(
+        get_generator,
+        keys,
+        conversations,
+        _progress(ecfg, f"{stage}_responses"),
+        chunk_size=int(ecfg.generation.batch_size),
+        desc=desc,
+    )
 
 
 # ------------------------------------------------------------------- IFEval / IFBench
@@ -163,8 +196,8 @@ def _rule_benchmark(ecfg: DictConfig, get_generator: GetGenerator, benchmark: st
     if ecfg.responses:
         responses = load_responses_jsonl(ecfg.responses)
     else:
-        texts = get_generator().generate([_user(i.prompt) for i in instructions], desc=benchmark)
-        responses = {i.prompt: t for i, t in zip(instructions, texts)}
+        prompts = [i.prompt for i in instructions]
+        responses = _generate(ecfg, get_generator, prompts, [_user(p) for p in prompts], benchmark, benchmark)
     scorer = score_ifeval if benchmark == "ifeval" else score_ifbench
     report = scorer(instructions, responses, on_missing=ecfg.on_missing)
     skipped.update(report.skipped)
@@ -314,14 +347,16 @@ def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     if ecfg.responses:
         responses = load_turn_responses(ecfg.responses)
     else:
-        generator = get_generator()
         responses = {c.id: [] for c in conversations}
         # Turn k is generated from the model's own answers to turns 1..k-1.
         for k in range(1, max((len(c.turns) for c in conversations), default=0) + 1):
             batch = conversations_for_turn(conversations, k, responses)
-            texts = generator.generate([messages for _, messages in batch], desc=f"Multi-IF turn {k}")
-            for (cid, _), text in zip(batch, texts):
-                responses[cid].append(text)
+            keys = [f"{cid}#{k}" for cid, _ in batch]
+            texts = _generate(
+                ecfg, get_generator, keys, [m for _, m in batch], "multi_if", f"Multi-IF turn {k}"
+            )
+            for (cid, _), key in zip(batch, keys):
+                responses[cid].append(texts[key])
     report = score_multi_if(conversations, responses)
     examples = []
     for c in conversations:
@@ -372,8 +407,10 @@ def _synthetic(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult
     if ecfg.responses:
         responses = load_keyed_responses(ecfg.responses)
     else:
-        texts = get_generator().generate([e.messages for e in items], desc="synthetic heldout")
-        responses = {e.key: t for e, t in zip(items, texts)}
+        keys = [str(e.key) for e in items]
+        conversations = [e.messages for e in items]
+        texts = _generate(ecfg, get_generator, keys, conversations, "synthetic", "synthetic heldout")
+        responses = {e.key: texts[str(e.key)] for e in items}
     report = score_heldout(items, responses)
     examples = [
         {
@@ -395,7 +432,13 @@ def _judge_client(ecfg: DictConfig) -> Any:
     from ifpo.judge import JudgeClient, JudgeConfig
 
     settings = OmegaConf.to_container(ecfg.judge, resolve=True)
-    return JudgeClient(JudgeConfig(**settings))  # type: ignore[arg-type]
+    return JudgeClient(JudgeConfig(**settings), show_progress=bool(ecfg.generation.show_progress))  # type: ignore[arg-type]
+
+
+def _judge_params(ecfg: DictConfig) -> dict[str, Any]:
+    """Request fields beyond JudgeConfig's (e.g. TRACE's top_p 0.8), from ``eval.judge_params``."""
+    params = ecfg.get("judge_params")
+    return dict(OmegaConf.to_container(params, resolve=True)) if params else {}  # type: ignore[arg-type]
 
 
 def _require_data(ecfg: DictConfig, name: str) -> str:
@@ -406,92 +449,207 @@ def _require_data(ecfg: DictConfig, name: str) -> str:
     return str(ecfg.data)
 
 
-def _single_turn_responses(
-    ecfg: DictConfig, get_generator: GetGenerator, items: list[Any], prompt: Callable[[Any], str], name: str
-) -> dict[str, str]:
-    if ecfg.responses:
-        return load_keyed_responses(ecfg.responses)
-    texts = get_generator().generate([_user(prompt(i)) for i in items], desc=name)
-    return {str(i.id): t for i, t in zip(items, texts)}
+def _saved_responses(ecfg: DictConfig, keys: list[str], load: Callable[[str], Mapping[str, Any]]) -> dict:
+    """``eval.responses`` keyed by item id; a missing id raises (or, with on_missing=skip, is left out)."""
+    responses = load(str(ecfg.responses))
+    missing = [k for k in keys if k not in responses]
+    if missing and ecfg.on_missing != "skip":
+        raise DataFormatError(
+            f"no response for {len(missing)} item(s), e.g. key {missing[0]!r}; "
+            "set eval.on_missing=skip to score the rest",
+            source=str(ecfg.responses),
+            field="key",
+            reason="missing_response",
+        )
+    return dict(responses)
 
 
-def _judged_examples(
-    items: list[Any], texts: Mapping[str, Any], judgements: list[Any], field: str
+def _skip_counts(loaded: Any, keys: list[str], responses: Mapping[str, Any]) -> dict[str, int]:
+    """Rows the loader skipped and items without a saved response (only with on_missing=skip)."""
+    counts = {"bad_row": len(loaded.skipped), "missing_response": sum(k not in responses for k in keys)}
+    return {reason: n for reason, n in counts.items() if n}
+
+
+def _run_judge(
+    ecfg: DictConfig, stage: str, keys: list[str], judge_one: Callable[[Any, int], dict], label: str
 ) -> list[dict]:
-    examples = []
-    for item, judged in zip(items, judgements):
-        verdicts = (
-            [j.to_dict() for j in judged.turns] if hasattr(judged, "turns") else judged.judgement.to_dict()
-        )
-        examples.append({"key": str(item.id), field: texts[str(item.id)], "judgement": verdicts})
-    return examples
+    """Judge every key not yet saved under ``stage``; a judge that stays unreachable is recorded
+    (``eval.judge_on_error=record``, retried on the next run) or raises."""
+    from ifpo.eval.judged import judge_resumable
+    from ifpo.judge.errors import JudgeError
 
-
-def _sysbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    from ifpo.eval.sysbench import judge_sysbench, load_sysbench, score_sysbench
-
-    items = load_sysbench(_require_data(ecfg, "SysBench"), on_bad_row=ecfg.on_bad_row)
-    skipped = {"bad_row": len(items.skipped)} if items.skipped else {}
-    items = _limit(list(items), ecfg.limit)
-    if ecfg.responses:
-        responses = load_turn_responses(ecfg.responses)
-    else:
-        generator = get_generator()
-        responses = {str(i.id): [] for i in items}
-        for turn in range(max((len(i.user_turns) for i in items), default=0)):
-            batch = [i for i in items if len(i.user_turns) > turn]
-            conversations = []
-            for item in batch:
-                messages = [{"role": "system", "content": item.system_prompt}]
-                for t in range(turn):
-                    messages += _user(item.user_turns[t]) + [
-                        {"role": "assistant", "content": responses[str(item.id)][t]}
-                    ]
-                conversations.append(messages + _user(item.user_turns[turn]))
-            for item, text in zip(batch, generator.generate(conversations, desc=f"SysBench turn {turn + 1}")):
-                responses[str(item.id)].append(text)
+    if ecfg.judge_on_error not in ("raise", "record"):
+        raise ValueError(f"eval.judge_on_error must be 'raise' or 'record', got {ecfg.judge_on_error!r}")
     with _judge_client(ecfg) as client:
-        judgements = judge_sysbench(
-            items, responses, client, history=ecfg.history, on_error=ecfg.judge_on_error
+
+        def one(i: int) -> dict:
+            try:
+                return judge_one(client, i)
+            except JudgeError as exc:
+                if ecfg.judge_on_error == "raise":
+                    raise
+                log.error("%s: recording failed judgement for %s: %s", label, keys[i], exc)
+                return {"unreachable": str(exc)}
+
+        return judge_resumable(
+            keys,
+            one,
+            _progress(ecfg, stage),
+            concurrency=client.config.concurrency,
+            desc=f"{label} judge",
+            show_progress=bool(ecfg.generation.show_progress),
+            durable=lambda record: "unreachable" not in record,
         )
-    metrics = score_sysbench(judgements, on_failed=ecfg.on_failed)
-    return BenchmarkResult(
-        "sysbench", metrics, _judged_examples(items, responses, judgements, "responses"), skipped=skipped
-    )
 
 
-def _judged_single_turn(
-    ecfg: DictConfig, get_generator: GetGenerator, name: str, label: str,
-    load: Callable[..., Any], prompt_of: Callable[[Any], Any], judge: Callable[..., Any], score: Callable[[Any], dict],
-) -> BenchmarkResult:
-    """Load, generate one response per item, judge and score: the shared shape of CFBench and TRACE."""
-    loaded = load(_require_data(ecfg, label), on_bad_row=ecfg.on_bad_row)
-    items = _limit(list(loaded), ecfg.limit)
-    responses = _single_turn_responses(ecfg, get_generator, items, prompt_of, label)
-    with _judge_client(ecfg) as client:
-        judgements = judge(items, responses, client, on_error=ecfg.judge_on_error)
-    skipped = {"bad_row": len(loaded.skipped)} if loaded.skipped else {}
-    return BenchmarkResult(
-        name, score(judgements), _judged_examples(items, responses, judgements, "response"), skipped=skipped
-    )
-
-
-def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    from ifpo.eval.cfbench import judge_cfbench, load_cfbench, score_cfbench
-
-    return _judged_single_turn(
-        ecfg, get_generator, "cfbench", "CFBench", load_cfbench, lambda i: i.prompt, judge_cfbench,
-        lambda judgements: score_cfbench(judgements, on_failed=ecfg.on_failed),
-    )
+def _examples(keys: list[str], field: str, responses: Mapping[str, Any], records: list[Any]) -> list[dict]:
+    return [{"key": k, field: responses[k], "judgement": r} for k, r in zip(keys, records)]
 
 
 def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    from ifpo.eval.trace_bench import judge_trace, load_trace, score_trace
+    from ifpo.eval import trace_bench as trace
+    from ifpo.eval.judged import ask_judge
 
-    return _judged_single_turn(
-        ecfg, get_generator, "trace", "TRACE", load_trace, lambda i: i.instruction, judge_trace,
-        lambda judgements: score_trace(judgements, threshold=ecfg.threshold, on_failed=ecfg.on_failed),
+    loaded = trace.load_trace(_require_data(ecfg, "TRACE"), on_bad_row=ecfg.on_bad_row)
+    items = _limit(list(loaded), ecfg.limit)
+    keys = [item.id for item in items]
+    if ecfg.responses:
+        responses = _saved_responses(ecfg, keys, load_keyed_responses)
+    else:  # the file's messages as they are: the system message is part of the benchmark
+        responses = _generate(ecfg, get_generator, keys, [list(i.messages) for i in items], "trace", "TRACE")
+    skipped = _skip_counts(loaded, keys, responses)
+    items = [i for i in items if i.id in responses]
+    keys = [i.id for i in items]
+    params = _judge_params(ecfg)
+
+    def judge_one(client: Any, n: int) -> dict:
+        item = items[n]
+        raw, overall, problem = ask_judge(
+            client, trace.judge_messages(item, responses[item.id]), trace.parse_overall, params=params
+        )
+        return trace.judge_record(raw, overall, problem)
+
+    records = _run_judge(ecfg, "trace_judge", keys, judge_one, "TRACE")
+    metrics = trace.score_trace(
+        items, records, pass_threshold=float(ecfg.pass_threshold), on_failed=ecfg.on_failed
     )
+    examples = _examples(keys, "response", responses, records)
+    return BenchmarkResult("trace", metrics, examples, skipped=skipped)
+
+
+def _sysbench_responses(
+    ecfg: DictConfig, get_generator: GetGenerator, items: list[Any]
+) -> dict[str, list[str]]:
+    """One answer per user turn. Turn k is answered after the model's own earlier answers or, with
+    history=reference, after the reference answers (as the authors' with-gt-history inference)."""
+    history = ecfg.history
+    answers: dict[str, list[str]] = {str(i.id): [] for i in items}
+    for turn in range(max((len(i.user_turns) for i in items), default=0)):
+        batch = [i for i in items if len(i.user_turns) > turn]
+        earlier = [i.references if history == "reference" else answers[str(i.id)] for i in batch]
+        keys = [f"{i.id}#{turn + 1}" for i in batch]
+        texts = _generate(
+            ecfg, get_generator, keys, [i.conversation(turn, e) for i, e in zip(batch, earlier)],
+            f"sysbench_{history}", f"SysBench turn {turn + 1}",
+        )
+        for item, key in zip(batch, keys):
+            answers[str(item.id)].append(texts[key])
+    return answers
+
+
+def _sysbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
+    from ifpo.eval import sysbench
+    from ifpo.eval.judged import ask_judge
+
+    if ecfg.history not in ("model", "reference"):
+        raise ValueError(f"eval.history must be 'model' or 'reference', got {ecfg.history!r}")
+    loaded = sysbench.load_sysbench(_require_data(ecfg, "SysBench"), on_bad_row=ecfg.on_bad_row)
+    items = _limit(list(loaded), ecfg.limit)
+    if ecfg.history == "reference":
+        lacking = [i.id for i in items if any(r is None for r in i.references)]
+        if lacking:
+            raise ValueError(
+                f"SysBench: history=reference needs reference answers; item {lacking[0]!r} lacks them"
+            )
+    ids = [str(i.id) for i in items]
+    if ecfg.responses:
+        responses = _saved_responses(ecfg, ids, load_turn_responses)
+    else:
+        responses = _sysbench_responses(ecfg, get_generator, items)
+    skipped = _skip_counts(loaded, ids, responses)
+    items = [i for i in items if str(i.id) in responses]
+    for item in items:
+        if len(responses[str(item.id)]) != len(item.user_turns):
+            raise DataFormatError(
+                f"item {item.id!r}: {len(responses[str(item.id)])} responses "
+                f"for {len(item.user_turns)} user turns",
+                source=str(ecfg.responses or "generation"),
+                field="responses",
+                reason="bad_length",
+            )
+    turns = [(item, t) for item in items for t in range(len(item.user_turns))]
+    keys = [f"{item.id}#{t + 1}" for item, t in turns]
+    params = _judge_params(ecfg)
+    retry = {"temperature": float(ecfg.judge_retry_temperature)}
+
+    def judge_one(client: Any, n: int) -> dict:
+        item, turn = turns[n]
+        answers = responses[str(item.id)]
+        history = item.references if ecfg.history == "reference" else answers
+        prompt = sysbench.judge_prompt(item, turn, history, answers[turn])  # type: ignore[arg-type]
+        raw, parsed, problem = ask_judge(
+            client,
+            [{"role": "user", "content": prompt}],
+            lambda text: sysbench.parse_verdicts(text, item.criteria[turn]),
+            params=params,
+            retry_params=retry,
+        )
+        return sysbench.judge_record(raw, parsed, problem)
+
+    records = _run_judge(ecfg, f"sysbench_{ecfg.history}_judge", keys, judge_one, "SysBench")
+    per_item, start = [], 0
+    for item in items:
+        per_item.append(records[start : start + len(item.user_turns)])
+        start += len(item.user_turns)
+    metrics = sysbench.score_sysbench(items, per_item, on_failed=ecfg.on_failed)
+    examples = [
+        {"key": str(i.id), "responses": responses[str(i.id)], "judgement": r} for i, r in zip(items, per_item)
+    ]
+    return BenchmarkResult("sysbench", metrics, examples, skipped=skipped)
+
+
+def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
+    from ifpo.eval import cfbench
+    from ifpo.eval.judged import ask_judge
+
+    loaded = cfbench.load_cfbench(_require_data(ecfg, "CFBench"), on_bad_row=ecfg.on_bad_row)
+    items = _limit(list(loaded), ecfg.limit)
+    keys = [str(item.id) for item in items]
+    if ecfg.responses:
+        responses = _saved_responses(ecfg, keys, load_keyed_responses)
+    else:  # the prompt alone, as the authors' inference sends it (item 810's empty prompt included)
+        conversations = [_user(i.prompt) for i in items]
+        responses = _generate(ecfg, get_generator, keys, conversations, "cfbench", "CFBench")
+    skipped = _skip_counts(loaded, keys, responses)
+    items = [i for i in items if str(i.id) in responses]
+    keys = [str(i.id) for i in items]
+    params = _judge_params(ecfg)
+
+    def judge_one(client: Any, n: int) -> dict:
+        item = items[n]
+        raw, strict, problem = ask_judge(
+            client,
+            [{"role": "user", "content": cfbench.judge_prompt(item, responses[keys[n]])}],
+            lambda text: cfbench.parse_strict(text, item.criteria),
+            params=params,
+        )
+        return cfbench.judge_record(item, raw, strict, problem)
+
+    records = _run_judge(ecfg, "cfbench_judge", keys, judge_one, "CFBench")
+    usable = [None if "unreachable" in r else r for r in records]
+    metrics = cfbench.score_cfbench(items, usable, on_failed=ecfg.on_failed)
+    examples = _examples(keys, "response", responses, records)
+    return BenchmarkResult("cfbench", metrics, examples, skipped=skipped)
 
 
 BENCHMARKS: dict[str, Callable[[DictConfig, GetGenerator], BenchmarkResult]] = {

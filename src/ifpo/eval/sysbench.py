@@ -89,7 +89,11 @@ def _turn_criteria(
         field = f"{where}.criteria[{key!r}]"
         if not isinstance(entry, dict):
             raise error(field, "expected an object")
-        content, kind, cid = entry.get("criteria_content"), entry.get("criteria_type"), entry.get("criteria_id")
+        content, kind, cid = (
+            entry.get("criteria_content"),
+            entry.get("criteria_type"),
+            entry.get("criteria_id"),
+        )
         if not isinstance(content, str) or not content.strip():
             raise error(f"{field}.criteria_content", "must be a non-empty string")
         if not isinstance(kind, str):
@@ -122,7 +126,9 @@ def _parse_row(row: dict[str, Any], error: Callable[[str, str], Exception]) -> S
         elif role == "assistant" and users and references[-1] is None:
             references[-1] = message["content"]
         else:
-            raise error(f"messages[{n}].role", f"unexpected {role!r} here (expected alternating user/assistant)")
+            raise error(
+                f"messages[{n}].role", f"unexpected {role!r} here (expected alternating user/assistant)"
+            )
     if not users:
         raise error("messages", "has no user turn")
     parsed = [_turn_criteria(infos, t, text, error) for t, text in enumerate(users)]
@@ -138,7 +144,9 @@ def _parse_row(row: dict[str, Any], error: Callable[[str, str], Exception]) -> S
     )
 
 
-def load_sysbench(path: str | os.PathLike[str], *, on_bad_row: OnBadRow = "raise") -> LoadedItems[SysBenchItem]:
+def load_sysbench(
+    path: str | os.PathLike[str], *, on_bad_row: OnBadRow = "raise"
+) -> LoadedItems[SysBenchItem]:
     """Dialogues of a SysBench file in the released layout (module docstring)."""
     return load_rows(path, _parse_row, on_bad_row=on_bad_row)
 

@@ -21,8 +21,8 @@ it scores nothing: ``overall`` is None). Their judge is ``gpt-4o`` at temperatur
 behind the system message "You are a helpful assistant.".
 
 Aggregation: the authors' ``metric_trace`` is not in their release. We report, per subset
-(IF-S: ``constraints_num == 1``, IF-M: ``> 1``, IF: all), the mean overall score rescaled to
-0-100 (``10 * mean``), and the share of items scoring at least ``pass_threshold``
+(IF-S: ``constraints_num == 1``, IF-M: ``> 1``, IF: all), the mean overall score as a fraction
+of the maximum (``mean / 10``, so 0.85 reads as the paper's 85.0), and the share of items scoring at least ``pass_threshold``
 (``IF-S_pass`` ...). README "Benchmarks as released" says which we compare with the paper.
 """
 
@@ -44,7 +44,8 @@ _ROLES = ("system", "user", "assistant")
 # The authors' template (Eval_script/src/evaluators/trace/template.py), verbatim: it is the
 # benchmark's scoring instrument, so any paraphrase would change the numbers.
 _FINE_GRAINED_EXAMPLE = json.dumps(
-    [{"密码至少8个字符": 10, "包含1个大写字母": 0, "包含1个小写字母": 0, "包含2个数字": 10}], ensure_ascii=False
+    [{"密码至少8个字符": 10, "包含1个大写字母": 0, "包含1个小写字母": 0, "包含2个数字": 10}],
+    ensure_ascii=False,
 )
 _TEMPLATE = """[System]
 You are a fair judge, and please evaluate the quality of an AI assistant’s response to user query. You need to assess the response based on the following constraints. 
@@ -86,7 +87,7 @@ Constraints Overall Score: [[5]]
 < response >:
 {ans}
 
-—OUTPUT—"""  # noqa: E501 (the official prompt's lines)
+—OUTPUT—"""
 
 _OVERALL = re.compile(r"Constraints Overall Score:\s*\[\[([0-9.]+)\]\]", re.DOTALL)
 _FINE = re.compile(r"Fine Grained Score:\s*(\[.*?\]|\{.*?\})\s*(?:\n|Constraints Overall Score)", re.DOTALL)
@@ -194,7 +195,7 @@ def judge_record(raw: str, overall: float | None, problem: str | None) -> dict[s
 
 
 def _mean_score(records: Sequence[Mapping[str, Any]]) -> float | None:
-    return 10.0 * sum(r["overall"] for r in records) / len(records) if records else None
+    return sum(r["overall"] for r in records) / (10.0 * len(records)) if records else None
 
 
 def _pass_rate(records: Sequence[Mapping[str, Any]], threshold: float) -> float | None:
@@ -208,7 +209,7 @@ def score_trace(
     pass_threshold: float = DEFAULT_PASS_THRESHOLD,
     on_failed: OnFailed = "raise",
 ) -> dict[str, float | int | None]:
-    """IF-S / IF-M / IF (mean overall score x 10) and pass rates at ``pass_threshold`` (0-10)."""
+    """IF-S / IF-M / IF (mean overall score / 10) and pass rates at ``pass_threshold`` (0-10)."""
     if not 0.0 < pass_threshold <= 10.0:
         raise ValueError(f"pass_threshold must be in (0, 10], got {pass_threshold}")
     if len(items) != len(records):
