@@ -16,7 +16,6 @@ from ifpo.eval import runner
 from ifpo.eval.multi_if import load_multi_if_csv, score_multi_if
 from ifpo.eval.runner import evaluate
 from ifpo.eval.synthetic_heldout import heldout_examples
-from ifpo.judge.fake_server import FakeChatServer
 from tests.eval_harness.conftest import eval_config, write_jsonl
 from tests.eval_judged.official_judges import cfbench_judge, sysbench_judge, trace_judge
 from tests.eval_judged.release_files import (
@@ -27,6 +26,7 @@ from tests.eval_judged.release_files import (
     write_json_array,
     write_trace,
 )
+from tests.fake_chat_server import FakeChatServer
 
 
 class ScriptedGenerator:

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from ifpo.judge.fake_server import Reply, completion
+from tests.fake_chat_server import Reply, completion
 
 _QUOTED = re.compile(r"'([^']+)'")
 

@@ -12,10 +12,10 @@ from ifpo.eval import runner
 from ifpo.eval.progress import ProgressStore
 from ifpo.eval.runner import evaluate
 from ifpo.judge import JudgeError
-from ifpo.judge.fake_server import FakeChatServer, Reply
 from tests.eval_harness.conftest import eval_config, write_jsonl
 from tests.eval_judged.official_judges import cfbench_judge, sysbench_judge
 from tests.eval_judged.release_files import cfbench_row, sysbench_row, write_json_array
+from tests.fake_chat_server import FakeChatServer, Reply
 
 
 class Interrupted(KeyboardInterrupt):

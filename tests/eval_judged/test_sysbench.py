@@ -9,9 +9,9 @@ import pytest
 from ifpo.eval.judged import BenchmarkFormatError, ask_judge
 from ifpo.eval.sysbench import judge_prompt, load_sysbench, parse_verdicts, score_sysbench
 from ifpo.judge import JudgeClient, JudgeConfig
-from ifpo.judge.fake_server import FakeChatServer, Reply, completion
 from tests.eval_judged.official_judges import sysbench_answer
 from tests.eval_judged.release_files import sysbench_row, write_json_array
+from tests.fake_chat_server import FakeChatServer, Reply, completion
 
 PIRATE = "你是海盗。Always say 'arr'."
 
