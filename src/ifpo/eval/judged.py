@@ -233,13 +233,15 @@ def ask_judge(
     *,
     params: Mapping[str, Any],
     retry_params: Mapping[str, Any] | None = None,
+    reask: bool = True,
 ) -> tuple[str, T | None, str | None]:
     """(raw answer, parsed answer or None, problem or None) for one official-prompt judge call.
 
     The first answer is kept whatever it says (the official fallbacks need it). When it does
     not parse, the judge is asked again -- with ``retry_params`` (e.g. SysBench's higher
     temperature) -- through the client's retry loop, which only accepts an answer that parses.
-    A judge that stays unreachable raises :class:`~ifpo.judge.JudgeError`.
+    ``reask=False`` keeps the first answer however it reads. A judge that stays unreachable
+    raises :class:`~ifpo.judge.JudgeError`.
     """
     from ifpo.judge.errors import JudgeError
 
@@ -248,6 +250,8 @@ def ask_judge(
         return first, parse(first), None
     except ValueError as exc:
         problem = str(exc)
+    if not reask:
+        return first, None, f"unparsable judge answer ({problem})"
     try:
         again = client.chat(list(messages), validate=parse, **{**params, **(retry_params or {})})
     except JudgeError as exc:

@@ -525,7 +525,11 @@ def _trace(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     def judge_one(client: Any, n: int) -> dict:
         item = items[n]
         raw, overall, problem = ask_judge(
-            client, trace.judge_messages(item, responses[item.id]), trace.parse_overall, params=params
+            client,
+            trace.judge_messages(item, responses[item.id]),
+            trace.parse_overall,
+            params=params,
+            reask=bool(ecfg.judge_reask),
         )
         return trace.judge_record(raw, overall, problem)
 
@@ -603,6 +607,7 @@ def _sysbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
             lambda text: sysbench.parse_verdicts(text, item.criteria[turn]),
             params=params,
             retry_params=retry,
+            reask=bool(ecfg.judge_reask),
         )
         return sysbench.judge_record(raw, parsed, problem)
 
@@ -642,6 +647,7 @@ def _cfbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
             [{"role": "user", "content": cfbench.judge_prompt(item, responses[keys[n]])}],
             lambda text: cfbench.parse_strict(text, item.criteria),
             params=params,
+            reask=bool(ecfg.judge_reask),
         )
         return cfbench.judge_record(item, raw, strict, problem)
 
