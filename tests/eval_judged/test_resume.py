@@ -157,3 +157,11 @@ def test_progress_store_survives_a_torn_last_line(tmp_path: Path) -> None:
     path.write_text('{"key": "a", "value": 1}\nnot json\n{"key": "c", "value": 2}\n')
     with pytest.raises(ValueError, match=r"p\.jsonl:2: not a progress record"):
         ProgressStore(path)
+
+
+@pytest.mark.parametrize(
+    "name, release", [("trace", "202409_trace_evaluation.jsonl"), ("sysbench", "system_benchmark_eval_datas.json")]
+)
+def test_judged_benchmarks_name_their_release_file_when_no_data_is_given(tmp_path, name, release):
+    with pytest.raises(ValueError, match=f"set eval.data=PATH to .*{release}"):
+        evaluate(eval_config(tmp_path, [f"+eval={name}"]))

@@ -27,11 +27,17 @@ def judge_params(ecfg: DictConfig) -> dict[str, Any]:
     return dict(OmegaConf.to_container(params, resolve=True)) if params else {}  # type: ignore[arg-type]
 
 
+RELEASE_FILES = {
+    "TRACE": "TRACE/202409_trace_evaluation.jsonl of Tongyi-CCAI/Complex-IF",
+    "SysBench": "datas/system_benchmark_eval_datas.json of PKU-Baichuan-MLSystemLab/SysBench",
+    "CFBench": "data/cfbench_data.json of PKU-Baichuan-MLSystemLab/CFBench",
+}
+
+
 def require_data(ecfg: DictConfig, name: str) -> str:
+    """The release file to read; these benchmarks are scored from the authors' repository files."""
     if not ecfg.data:
-        raise ValueError(
-            f"{name} has no hub copy in a fixed layout: set eval.data=PATH to its published file"
-        )
+        raise ValueError(f"{name} reads the authors' release file: set eval.data=PATH to {RELEASE_FILES[name]}")
     return str(ecfg.data)
 
 
