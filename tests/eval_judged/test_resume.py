@@ -160,8 +160,26 @@ def test_progress_store_survives_a_torn_last_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name, release", [("trace", "202409_trace_evaluation.jsonl"), ("sysbench", "system_benchmark_eval_datas.json")]
+    "name, release",
+    [("trace", "202409_trace_evaluation.jsonl"), ("sysbench", "system_benchmark_eval_datas.json")],
 )
 def test_judged_benchmarks_name_their_release_file_when_no_data_is_given(tmp_path, name, release):
     with pytest.raises(ValueError, match=f"set eval.data=PATH to .*{release}"):
         evaluate(eval_config(tmp_path, [f"+eval={name}"]))
+
+
+def test_a_changed_answer_is_judged_again_in_the_same_folder(tmp_path):
+    data = _cfbench_file(tmp_path)
+    run = tmp_path / "run"
+    answers = [{"key": str(n), "response": f"apple p{n % 2}"} for n in range(5)]
+    with FakeChatServer(lambda i, body: cfbench_judge(body)) as server:
+        overrides = ["+eval=cfbench", f"eval.data={data}", *_judge(server)]
+        first = evaluate(
+            eval_config(run, [*overrides, f"eval.responses={write_jsonl(tmp_path / 'a.jsonl', answers)}"])
+        )
+        answers[4]["response"] = "pear"
+        second = evaluate(
+            eval_config(run, [*overrides, f"eval.responses={write_jsonl(tmp_path / 'b.jsonl', answers)}"])
+        )
+        assert server.request_count == 5 + 1  # only the changed answer
+    assert (first.metrics["ISR"], second.metrics["ISR"]) == (1.0, 0.8)

@@ -45,7 +45,9 @@ def get_benchmark(name: str) -> Adapter:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown eval.benchmark {name!r}; expected one of {registered_benchmarks()}") from None
+        raise ValueError(
+            f"unknown eval.benchmark {name!r}; expected one of {registered_benchmarks()}"
+        ) from None
 
 
 def user_turn(text: str) -> list[dict[str, str]]:

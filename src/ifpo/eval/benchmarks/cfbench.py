@@ -16,6 +16,7 @@ from ifpo.eval.benchmarks.base import (
     user_turn,
 )
 from ifpo.eval.benchmarks.judging import (
+    judge_key,
     judge_params,
     judged_examples,
     require_data,
@@ -55,7 +56,8 @@ def cfbench_benchmark(ecfg: DictConfig, get_generator: GetGenerator) -> Benchmar
         )
         return cfbench.judge_record(item, raw, strict, problem)
 
-    records = run_judge(ecfg, "cfbench_judge", keys, judge_one, "CFBench")
+    judge_keys = [judge_key(ecfg, k, responses[k]) for k in keys]
+    records = run_judge(ecfg, "cfbench_judge", judge_keys, judge_one, "CFBench")
     usable = [None if "unreachable" in r else r for r in records]
     metrics = cfbench.score_cfbench(items, usable, on_failed=ecfg.on_failed)
     examples = judged_examples(keys, "response", responses, records)

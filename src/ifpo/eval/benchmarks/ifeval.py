@@ -99,7 +99,9 @@ def rule_benchmark(ecfg: DictConfig, get_generator: GetGenerator, benchmark: str
         responses = load_responses_jsonl(ecfg.responses)
     else:
         prompts = [i.prompt for i in instructions]
-        responses = generate_saved(ecfg, get_generator, prompts, [user_turn(p) for p in prompts], benchmark, benchmark)
+        responses = generate_saved(
+            ecfg, get_generator, prompts, [user_turn(p) for p in prompts], benchmark, benchmark
+        )
     scorer = score_ifeval if benchmark == "ifeval" else score_ifbench
     report = scorer(instructions, responses, on_missing=ecfg.on_missing)
     skipped.update(report.skipped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,7 +38,9 @@ RELEASE_FILES = {
 def require_data(ecfg: DictConfig, name: str) -> str:
     """The release file to read; these benchmarks are scored from the authors' repository files."""
     if not ecfg.data:
-        raise ValueError(f"{name} reads the authors' release file: set eval.data=PATH to {RELEASE_FILES[name]}")
+        raise ValueError(
+            f"{name} reads the authors' release file: set eval.data=PATH to {RELEASE_FILES[name]}"
+        )
     return str(ecfg.data)
 
 
@@ -60,6 +63,13 @@ def skip_counts(loaded: Any, keys: list[str], responses: Mapping[str, Any]) -> d
     """Rows the loader skipped and items without a saved response (only with on_missing=skip)."""
     counts = {"bad_row": len(loaded.skipped), "missing_response": sum(k not in responses for k in keys)}
     return {reason: n for reason, n in counts.items() if n}
+
+
+def judge_key(ecfg: DictConfig, item_key: str, *texts: str) -> str:
+    """``item_key`` plus a digest of the judge model and the texts judged: a rerun in the same folder
+    reuses a judgement only for the same answer (and history) under the same judge."""
+    digest = hashlib.sha256("\x1f".join([str(ecfg.judge.model), *texts]).encode("utf-8")).hexdigest()
+    return f"{item_key}@{digest[:16]}"
 
 
 def run_judge(
@@ -94,5 +104,7 @@ def run_judge(
         )
 
 
-def judged_examples(keys: list[str], field: str, responses: Mapping[str, Any], records: list[Any]) -> list[dict]:
+def judged_examples(
+    keys: list[str], field: str, responses: Mapping[str, Any], records: list[Any]
+) -> list[dict]:
     return [{"key": k, field: responses[k], "judgement": r} for k, r in zip(keys, records)]

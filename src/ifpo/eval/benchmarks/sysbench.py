@@ -15,7 +15,14 @@ from ifpo.eval.benchmarks.base import (
     register_benchmark,
     take,
 )
-from ifpo.eval.benchmarks.judging import judge_params, require_data, run_judge, saved_responses, skip_counts
+from ifpo.eval.benchmarks.judging import (
+    judge_key,
+    judge_params,
+    require_data,
+    run_judge,
+    saved_responses,
+    skip_counts,
+)
 from ifpo.eval.report import BenchmarkResult
 
 
@@ -31,8 +38,12 @@ def sysbench_responses(
         earlier = [i.references if history == "reference" else answers[str(i.id)] for i in batch]
         keys = [f"{i.id}#{turn + 1}" for i in batch]
         texts = generate_saved(
-            ecfg, get_generator, keys, [i.conversation(turn, e) for i, e in zip(batch, earlier)],
-            f"sysbench_{history}", f"SysBench turn {turn + 1}",
+            ecfg,
+            get_generator,
+            keys,
+            [i.conversation(turn, e) for i, e in zip(batch, earlier)],
+            f"sysbench_{history}",
+            f"SysBench turn {turn + 1}",
         )
         for item, key in zip(batch, keys):
             answers[str(item.id)].append(texts[key])
@@ -71,14 +82,21 @@ def sysbench_benchmark(ecfg: DictConfig, get_generator: GetGenerator) -> Benchma
                 reason="bad_length",
             )
     turns = [(item, t) for item in items for t in range(len(item.user_turns))]
-    keys = [f"{item.id}#{t + 1}" for item, t in turns]
+
+    def history_of(item: Any) -> list[str]:
+        return item.references if ecfg.history == "reference" else responses[str(item.id)]
+
+    keys = [
+        judge_key(ecfg, f"{item.id}#{t + 1}", *history_of(item)[:t], responses[str(item.id)][t])
+        for item, t in turns
+    ]
     params = judge_params(ecfg)
     retry = {"temperature": float(ecfg.judge_retry_temperature)}
 
     def judge_one(client: Any, n: int) -> dict:
         item, turn = turns[n]
         answers = responses[str(item.id)]
-        history = item.references if ecfg.history == "reference" else answers
+        history = history_of(item)
         prompt = sysbench.judge_prompt(item, turn, history, answers[turn])  # type: ignore[arg-type]
         raw, parsed, problem = ask_judge(
             client,

@@ -15,6 +15,7 @@ from ifpo.eval.benchmarks.base import (
     take,
 )
 from ifpo.eval.benchmarks.judging import (
+    judge_key,
     judge_params,
     judged_examples,
     require_data,
@@ -36,7 +37,9 @@ def trace_benchmark(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkR
     if ecfg.responses:
         responses = saved_responses(ecfg, keys, load_keyed_responses)
     else:  # the file's messages as they are: the system message is part of the benchmark
-        responses = generate_saved(ecfg, get_generator, keys, [list(i.messages) for i in items], "trace", "TRACE")
+        responses = generate_saved(
+            ecfg, get_generator, keys, [list(i.messages) for i in items], "trace", "TRACE"
+        )
     skipped = skip_counts(loaded, keys, responses)
     items = [i for i in items if i.id in responses]
     keys = [i.id for i in items]
@@ -53,7 +56,8 @@ def trace_benchmark(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkR
         )
         return trace.judge_record(raw, overall, problem)
 
-    records = run_judge(ecfg, "trace_judge", keys, judge_one, "TRACE")
+    judge_keys = [judge_key(ecfg, k, responses[k]) for k in keys]
+    records = run_judge(ecfg, "trace_judge", judge_keys, judge_one, "TRACE")
     metrics = trace.score_trace(
         items, records, pass_threshold=float(ecfg.pass_threshold), on_failed=ecfg.on_failed
     )
