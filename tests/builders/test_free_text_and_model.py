@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ifpo.builders import run_build
 from ifpo.judge import JudgeClient, JudgeConfig
-from ifpo.judge.fake_server import FakeChatServer, Reply, completion, keyword_judge
 from ifpo.sampling import ResponsesFileSampler, SampleRequest
+from tests.fake_chat_server import FakeChatServer, Reply, completion, keyword_judge
 from tests.hydra_helpers import compose_config
 
 

@@ -16,8 +16,17 @@ from ifpo.eval import runner
 from ifpo.eval.multi_if import load_multi_if_csv, score_multi_if
 from ifpo.eval.runner import evaluate
 from ifpo.eval.synthetic_heldout import heldout_examples
-from ifpo.judge.fake_server import FakeChatServer, keyword_judge
 from tests.eval_harness.conftest import eval_config, write_jsonl
+from tests.eval_judged.official_judges import cfbench_judge, sysbench_judge, trace_judge
+from tests.eval_judged.release_files import (
+    CFBENCH_EMPTY_PROMPT_ROW,
+    cfbench_row,
+    sysbench_row,
+    trace_row,
+    write_json_array,
+    write_trace,
+)
+from tests.fake_chat_server import FakeChatServer
 
 
 class ScriptedGenerator:
@@ -212,87 +221,112 @@ def _judge_overrides(server):
 
 
 def test_trace_and_cfbench_through_the_judge(tmp_path, use_generator):
-    trace = write_jsonl(
-        tmp_path / "trace.jsonl",
+    trace = write_trace(
+        tmp_path / "202409_trace_evaluation.jsonl",
         [
-            {"id": "a", "instruction": "Name a fruit.", "constraints": ["mention 'apple'"]},
-            {
-                "id": "b",
-                "instruction": "Name two fruits.",
-                "constraints": ["mention 'apple'", "mention 'kiwi'"],
-            },
+            trace_row(0, "Name a fruit.", ["mention 'apple'"]),
+            trace_row(1, "Name two fruits.", ["mention 'apple'", "mention 'kiwi'"]),
         ],
     )
-    cf = tmp_path / "cfbench.json"
-    cf.write_text(
-        json.dumps(
-            [
-                {"idx": 1, "prompt": "Name a fruit.", "criteria": [["mention 'apple'", "主需"]]},
-                {
-                    "idx": 2,
-                    "prompt": "Name two fruits.",
-                    "criteria": [["mention 'apple'", "primary"], ["mention 'kiwi'", "secondary"]],
-                },
-            ]
-        )
+    cf = write_json_array(
+        tmp_path / "cfbench_data.json",
+        [
+            cfbench_row(1, "Name a fruit.", [("mention 'apple'", "主需")]),
+            cfbench_row(
+                2, "Name two fruits.", [("mention 'apple'", "主需"), ("mention 'kiwi'", "次需")], "hard"
+            ),
+            CFBENCH_EMPTY_PROMPT_ROW,
+        ],
+        indent=4,
     )
     generator = use_generator(ScriptedGenerator(lambda c: "an apple"))
-    with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
+    judges = {"You are a helpful assistant.": trace_judge}
+    with FakeChatServer(
+        lambda i, body: judges.get(body["messages"][0]["content"], cfbench_judge)(body)
+    ) as server:
         result = evaluate(
             eval_config(tmp_path / "trace", ["+eval=trace", f"eval.data={trace}", *_judge_overrides(server)])
         )
-        assert (result.metrics["IF-S"], result.metrics["IF-M"], result.metrics["mean_score"]) == (
-            1.0,
-            0.0,
-            0.75,
-        )
+        # overall scores 10 (single) and 5 (1 of 2): IF-S 1.0, IF-M 0.5
+        assert (result.metrics["IF-S"], result.metrics["IF-M"], result.metrics["IF"]) == (1.0, 0.5, 0.75)
         cf_result = evaluate(
             eval_config(tmp_path / "cf", ["+eval=cfbench", f"eval.data={cf}", *_judge_overrides(server)])
         )
-        assert (cf_result.metrics["CSR"], cf_result.metrics["ISR"]) == (0.75, 0.5)
-        assert server.request_count == 4
-    assert [c[-1]["content"] for c in generator.seen] == [
-        "Name a fruit.",
-        "Name two fruits.",
-        "Name a fruit.",
-        "Name two fruits.",
+        # CSR per item 1, 0.5, 0 (the empty-prompt item's criterion asks for 'couplet')
+        assert (cf_result.metrics["CSR"], cf_result.metrics["ISR"], cf_result.metrics["PSR"]) == (
+            0.5,
+            0.33,
+            0.33,
+        )
+        assert server.request_count == 5
+        trace_bodies, cf_bodies = server.requests[:2], server.requests[2:]
+    assert all((b["model"], b["temperature"], b["top_p"]) == ("gpt-4o", 0.0, 0.8) for b in trace_bodies)
+    assert all((b["model"], b["temperature"]) == ("gpt-4o", 0.01) and "top_p" not in b for b in cf_bodies)
+    # TRACE keeps the file's system message; CFBench sends the prompt alone (the empty one too).
+    assert generator.seen[0] == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Name a fruit.\n1. mention 'apple'\n"},
+    ]
+    assert [c for c in generator.seen[2:]] == [
+        [{"role": "user", "content": "Name a fruit."}],
+        [{"role": "user", "content": "Name two fruits."}],
+        [{"role": "user", "content": ""}],
     ]
     saved = [json.loads(line) for line in (tmp_path / "trace" / "examples.jsonl").read_text().splitlines()]
-    assert saved[1]["response"] == "an apple" and saved[1]["judgement"]["satisfied"] == [True, False]
+    assert saved[1]["response"] == "an apple" and saved[1]["judgement"]["overall"] == 5.0
+    assert "Constraints Overall Score: [[5]]" in saved[1]["judgement"]["raw"]
     assert (tmp_path / "trace" / "accuracy_by_kind.png").exists()
 
 
 def test_sysbench_generates_turns_with_own_history(tmp_path, use_generator):
-    row = {
-        "system_id": 7,
-        "system_prompt": "Always say arr.",
-        "messages": [
-            {"role": "system", "content": "Always say arr."},
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "arr hi"},
-            {"role": "user", "content": "bye"},
+    row = sysbench_row(
+        7,
+        "Always say arr.",
+        [
+            ("hi", "arr hi", [("says 'arr'", "风格约束")]),
+            ("bye", "arr bye", [("says 'arr'", "风格约束"), ("says 'bye'", "内容约束")]),
         ],
-        "prompt_infos": {
-            "hi": {"criteria": {"1": {"criteria_content": "says 'arr'"}}},
-            "bye": {
-                "criteria": {"1": {"criteria_content": "says 'arr'"}, "2": {"criteria_content": "says 'bye'"}}
-            },
-        },
-    }
-    data = tmp_path / "sysbench.json"
-    data.write_text(json.dumps([row]))
+    )
+    data = write_json_array(tmp_path / "system_benchmark_eval_datas.json", [row], indent=2)
     generator = use_generator(ScriptedGenerator(lambda c: f"arr {c[-1]['content']}"))
-    with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
+    with FakeChatServer(lambda i, body: sysbench_judge(body)) as server:
         result = evaluate(
             eval_config(tmp_path / "run", ["+eval=sysbench", f"eval.data={data}", *_judge_overrides(server)])
         )
+        assert all(b["model"] == "gpt-4o-2024-05-13" and b["temperature"] == 0.0 for b in server.requests)
     assert generator.seen[1] == [
         {"role": "system", "content": "Always say arr."},
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "arr hi"},
         {"role": "user", "content": "bye"},
     ]
-    assert (result.metrics["CSR"], result.metrics["ISR"], result.metrics["SSR"]) == (1.0, 1.0, 1.0)
+    assert (result.metrics["CSR"], result.metrics["ISR"], result.metrics["SSR"]) == (1.0, 1.0, 2 / 5)
+
+
+def test_sysbench_reference_history_is_used_to_generate_and_to_judge(tmp_path, use_generator):
+    row = sysbench_row(
+        3,
+        "Be brief.",
+        [("one", "REF-ONE", [("says 'x'", "风格约束")]), ("two", "REF-TWO", [("says 'x'", "风格约束")])],
+    )
+    data = write_json_array(tmp_path / "system_benchmark_eval_datas.json", [row], indent=2)
+    generator = use_generator(ScriptedGenerator(lambda c: f"mine {len(c)}"))
+    with FakeChatServer(lambda i, body: sysbench_judge(body)) as server:
+        evaluate(
+            eval_config(
+                tmp_path / "run",
+                ["+eval=sysbench", f"eval.data={data}", "eval.history=reference", *_judge_overrides(server)],
+            )
+        )
+        second_turn_prompt = [
+            b["messages"][0]["content"] for b in server.requests if "<round-1>" in b["messages"][0]["content"]
+        ]
+    assert generator.seen[1][2] == {
+        "role": "assistant",
+        "content": "REF-ONE",
+    }  # generated on the reference history
+    assert len(second_turn_prompt) == 1 and "<content>\nREF-ONE\n</content>" in second_turn_prompt[0]
+    assert "mine 2" not in second_turn_prompt[0].split("## 当前待评估的对话轮次")[0]
 
 
 # ------------------------------------------------------------------------- hub defaults

@@ -1,4 +1,5 @@
-"""CFBench: loading the published layout, PSR rule, metrics, and judging via a loopback server."""
+"""CFBench: the released layout (empty-prompt row included), the authors' judge prompt, strict and
+fallback parsing, per-item rounding, CSR/ISR/PSR."""
 
 from __future__ import annotations
 
@@ -7,142 +8,165 @@ from pathlib import Path
 
 import pytest
 
-from ifpo.eval.cfbench import CFBenchJudgement, item_psr, judge_cfbench, load_cfbench, score_cfbench
+from ifpo.eval.cfbench import (
+    PRIMARY as P,
+)
+from ifpo.eval.cfbench import (
+    SECONDARY as S,
+)
+from ifpo.eval.cfbench import (
+    item_scores,
+    judge_prompt,
+    judge_record,
+    load_cfbench,
+    parse_fallback,
+    parse_strict,
+    score_cfbench,
+)
 from ifpo.eval.judged import BenchmarkFormatError
-from ifpo.judge import ConstraintJudgement, JudgeClient, JudgeConfig
-from ifpo.judge.fake_server import FakeChatServer, keyword_judge
-
-P, S = "primary", "secondary"
+from tests.eval_judged.official_judges import cfbench_answer
+from tests.eval_judged.release_files import CFBENCH_EMPTY_PROMPT_ROW, cfbench_row, write_json_array
 
 
-def judged(
-    priorities: list[str], flags: list[bool], split: str | None = None, item_id: int = 0
-) -> CFBenchJudgement:
-    names = tuple(f"c{i}" for i in range(len(flags)))
-    return CFBenchJudgement(item_id, tuple(priorities), ConstraintJudgement(names, tuple(flags)), split)
+def strict(*scores: int) -> dict:
+    return {"scores": list(scores), "parsing": "1"}
 
 
 @pytest.mark.parametrize(
-    "priorities, flags, expected",
+    "priorities, scores, expected",
     [
-        ([P, P], [True, True], 1),  # all primary, all pass
-        ([P, S], [False, True], 0),  # a primary fails
-        ([P, S, S], [True, True, False], 0),  # 0.5 + 0.5 * 1/2 = 0.75
-        ([P, S, S, S, S, S], [True, True, True, True, False, False], 0),  # 0.5 + 0.5 * 3/5 = 0.8, not > 0.8
-        ([P, S, S, S, S], [True, True, True, True, False], 1),  # 0.5 + 0.5 * 3/4 = 0.875
-        ([S] * 5, [True] * 4 + [False], 0),  # all secondary, CSR 0.8 is not > 0.8
-        ([S] * 6, [True] * 5 + [False], 1),  # all secondary, CSR 5/6
+        ([P, P], [1, 1], 1),  # all primary, all pass
+        ([P, S], [0, 1], 0),  # a primary fails
+        ([P, S, S], [1, 1, 0], 0),  # 0.5 + 0.5 * 0.5 = 0.75
+        ([P, S, S, S, S, S], [1, 1, 1, 1, 0, 0], 0),  # 0.5 + 0.5 * 0.6 = 0.8, not > 0.8
+        ([P, S, S, S, S], [1, 1, 1, 1, 0], 1),  # 0.5 + 0.5 * 0.75
+        ([P, S, S, S], [1, 1, 1, 0], 1),  # 0.5 + 0.5 * round(2/3, 2) = 0.835
+        ([S] * 5, [1, 1, 1, 1, 0], 0),  # all secondary: CSR 0.8 is not > 0.8
+        ([S] * 6, [1, 1, 1, 1, 1, 0], 1),  # all secondary: CSR round(5/6, 2) = 0.83
     ],
 )
-def test_item_psr_rule(priorities: list[str], flags: list[bool], expected: int) -> None:
-    assert item_psr(flags, priorities) == expected
+def test_item_psr_rule(priorities: list[str], scores: list[int], expected: int) -> None:
+    assert item_scores(strict(*scores), priorities)["PSR"] == expected
 
 
-def test_scores_are_item_means_overall_and_per_split() -> None:
-    judgements = [
-        judged([P, S, S], [True, True, False], "easy"),  # CSR 2/3, PSR 0
-        judged([P, P], [True, True], "easy"),  # CSR 1, ISR 1, PSR 1
-        judged([S] * 5, [True] * 4 + [False], "easy"),  # CSR 4/5, PSR 0
-        judged([P] + [S] * 5, [True] * 4 + [False] * 2, "hard"),  # CSR 4/6, PSR 0
-        judged([P, S], [False, True], "hard"),  # CSR 1/2, PSR 0
-        judged([S] * 6, [True] * 5 + [False], "hard"),  # CSR 5/6, PSR 1
-        judged([P] + [S] * 4, [True] * 4 + [False], "hard"),  # CSR 4/5, PSR 1
+def test_per_item_rounding_and_fallback_flags() -> None:
+    assert item_scores(strict(1, 1, 0), [P, S, S]) == {"CSR": 0.67, "ISR": 0.0, "PSR": 0.0}
+    # Fallback parse ("0"): only the 1s survive, so CSR is 1 and PSR follows CSR > 0.8.
+    assert item_scores({"scores": [1, 1], "parsing": "0"}, [P, S, S]) == {"CSR": 1.0, "ISR": 1.0, "PSR": 1.0}
+    # Nothing parsed ("-1"): zero everywhere.
+    assert item_scores({"scores": [0], "parsing": "-1"}, [P, S]) == {"CSR": 0.0, "ISR": 0.0, "PSR": 0.0}
+
+
+def test_strict_and_fallback_parsing() -> None:
+    criteria = ["是一首诗", "不超过四行"]
+    assert parse_strict("是一首诗\t1\n\n不超过四行\t0", criteria) == [1, 0]
+    for bad in (
+        "是一首诗\t1\n不超过四行\t0",
+        "是一首诗\t1\n\n四行\t0",
+        "是一首诗\t1\n\n不超过四行\t0.5",
+        "是一首诗 1\n\n不超过四行\t0",
+    ):
+        with pytest.raises(ValueError):
+            parse_strict(bad, criteria)
+    # The authors' fallback: single lines "text<TAB>score", keeping the 1s (their `if float(score)` drops 0s).
+    assert parse_fallback("是一首诗\t1\n不超过四行\t0\n额外\t1\n坏\tx") == [1, 1]
+    item = load_cfbench_item(criteria)
+    assert judge_record(item, "是一首诗\t1\n不超过四行\t0", None, "p") == {
+        "scores": [1],
+        "parsing": "0",
+        "raw": "是一首诗\t1\n不超过四行\t0",
+        "error": "p",
+    }
+    assert judge_record(item, "无法评估", None, "p")["parsing"] == "-1"
+
+
+def load_cfbench_item(criteria: list[str]):
+    from ifpo.eval.cfbench import CFBenchItem
+
+    return CFBenchItem(0, "p", tuple(criteria), (P,) * len(criteria))
+
+
+def test_scores_are_rounded_item_means_overall_and_per_split(tmp_path: Path) -> None:
+    rows = [
+        cfbench_row(0, "a", [("c", P), ("c", S), ("c", S)], "easy"),
+        cfbench_row(1, "b", [("c", P), ("c", P)], "easy"),
+        cfbench_row(2, "c", [("c", S)] * 6, "hard"),
+        cfbench_row(3, "d", [("c", P), ("c", S)], "hard"),
     ]
-    metrics = score_cfbench(judgements)
-    assert metrics["CSR"] == pytest.approx((2 / 3 + 1 + 4 / 5 + 4 / 6 + 1 / 2 + 5 / 6 + 4 / 5) / 7)
-    assert metrics["ISR"] == pytest.approx(1 / 7)
-    assert metrics["PSR"] == pytest.approx(3 / 7)
-    assert metrics["CSR_easy"] == pytest.approx((2 / 3 + 1 + 4 / 5) / 3)
-    assert metrics["PSR_easy"] == pytest.approx(1 / 3)
-    assert metrics["PSR_hard"] == pytest.approx(2 / 4)
-    assert metrics["ISR_hard"] == 0.0
-    assert (metrics["n"], metrics["n_failed"]) == (7, 0)
+    items = load_cfbench(write_json_array(tmp_path / "cfbench_data.json", rows, indent=4))
+    records = [strict(1, 1, 0), strict(1, 1), strict(1, 1, 1, 1, 1, 0), strict(0, 1)]
+    metrics = score_cfbench(items, records)
+    # per item CSR 0.67, 1, 0.83, 0.5; ISR 0, 1, 0, 0; PSR 0, 1, 1, 0
+    assert metrics["CSR_exact"] == pytest.approx((0.67 + 1 + 0.83 + 0.5) / 4)
+    assert (metrics["CSR"], metrics["ISR"], metrics["PSR"]) == (0.75, 0.25, 0.5)
+    assert (metrics["CSR_easy"], metrics["PSR_easy"], metrics["CSR_hard"], metrics["ISR_hard"]) == (
+        0.84,
+        0.5,
+        0.66,
+        0.0,
+    )  # numpy rounds mean 0.835 up, as the authors
+    assert (metrics["n"], metrics["n_fallback_parse"], metrics["n_unparsed"], metrics["n_failed"]) == (
+        4,
+        0,
+        0,
+        0,
+    )
 
 
-def test_failed_judgements_raise_or_are_counted() -> None:
-    failed = CFBenchJudgement(9, (P,), ConstraintJudgement.failure(["c0"], "judge down"))
-    good = judged([P], [True])
+def test_unreachable_judge_raises_or_is_counted(tmp_path: Path) -> None:
+    items = load_cfbench(
+        write_json_array(tmp_path / "c.json", [cfbench_row(0, "a", [("c", P)])] * 2, indent=4)
+    )
     with pytest.raises(ValueError, match="1 of 2 judgement"):
-        score_cfbench([good, failed])
-    metrics = score_cfbench([good, failed], on_failed="skip")
+        score_cfbench(items, [strict(1), None])
+    metrics = score_cfbench(items, [strict(1), None], on_failed="skip")
     assert (metrics["PSR"], metrics["n"], metrics["n_failed"]) == (1.0, 1, 1)
 
 
-def _row(idx: int, prompt: str, criteria: list[list[str]], split: str = "easy") -> dict:
-    return {"idx": idx, "prompt": prompt, "isanswer": "否", "gold": "", "split": split, "criteria": criteria}
-
-
-def test_loads_published_layout(tmp_path: Path) -> None:
-    path = tmp_path / "cfbench_data.json"
+def test_loads_the_release_with_its_empty_prompt_item(tmp_path: Path) -> None:
     rows = [
-        _row(
-            0,
-            "写一首诗",
-            [["是一首诗", "主需", "风格约束", "形式文体约束"], ["不超过四行", "次需", "数值约束", "x"]],
-        ),
-        {**_row(1, "Say hi", [["greets", "primary"]], "hard"), "gold": "hi"},
+        cfbench_row(0, "写一首诗", [("是一首诗", P), ("不超过四行", S)]),
+        CFBENCH_EMPTY_PROMPT_ROW,
+        cfbench_row(1, "Say hi", [("greets", P)], "hard", gold="hi"),
     ]
-    path.write_text(json.dumps(rows, ensure_ascii=False, indent=4), encoding="utf-8")
-    items = load_cfbench(path)
-    assert [i.id for i in items] == [0, 1]
-    assert items[0].criteria == ("是一首诗", "不超过四行")
-    assert items[0].priorities == (P, S)
-    assert (items[1].gold, items[1].split) == ("hi", "hard")
+    items = load_cfbench(write_json_array(tmp_path / "cfbench_data.json", rows, indent=4))
+    assert [i.id for i in items] == [0, 810, 1]
+    assert items[0].criteria == ("是一首诗", "不超过四行") and items[0].priorities == (P, S)
+    assert items[1].prompt == "" and items[1].split == "hard"
+    assert (items[2].gold, items[2].split) == ("hi", "hard")
+
+
+def test_judge_prompt_is_the_authors_template(tmp_path: Path) -> None:
+    rows = [cfbench_row(0, "写一首诗", [("是一首诗", P), ("不超过四行", S)], gold="床前明月光")]
+    item = load_cfbench(write_json_array(tmp_path / "c.json", rows, indent=4))[0]
+    prompt = judge_prompt(item, "一首诗")
+    assert prompt.startswith("\n我想让你扮演一个质量评估器的角色。")
+    assert (
+        '行与行之间使用"\n\n"切割' in prompt and "用'\t'分割" in prompt
+    )  # real newlines/tabs, as the f-string
+    assert "[样例1]:" in prompt and "[样例2]:" in prompt
+    assert prompt.endswith(
+        "[用户指令]: 写一首诗\n\n[参考答案]: 床前明月光\n\n[模型答案]: 一首诗\n\n[评估标准]: 是一首诗\n\n不超过四行\n\n[你的评估]: \n"
+    )
+    answer = cfbench_answer({"messages": [{"role": "user", "content": prompt}]})
+    assert parse_strict(answer, item.criteria) == [1, 1]
 
 
 def test_bad_row_names_file_line_and_field(tmp_path: Path) -> None:
-    path = tmp_path / "cf.json"
-    good = _row(0, "ok", [["c", "主需"]])
-    bad = _row(1, "ok", [["c", "urgent"]])
-    path.write_text(json.dumps([good, bad], indent=2), encoding="utf-8")
-    element_starts = [n + 1 for n, line in enumerate(path.read_text().splitlines()) if line == "  {"]
-    bad_line = element_starts[1]  # the second element's opening brace
+    good, bad = cfbench_row(0, "ok", [("c", P)]), cfbench_row(1, "ok", [("c", P)])
+    bad["criteria"][0][1] = "primary"  # the release only has 主需 / 次需
+    path = write_json_array(tmp_path / "cf.json", [good, bad], indent=2)
+    bad_line = [n + 1 for n, line in enumerate(path.read_text().splitlines()) if line == "  {"][1]
     with pytest.raises(BenchmarkFormatError) as info:
         load_cfbench(path)
     assert str(info.value).startswith(f"{path}:{bad_line}: field 'criteria[0][1]'")
-    assert "urgent" in str(info.value)
     loaded = load_cfbench(path, on_bad_row="skip")
     assert [i.id for i in loaded] == [0] and len(loaded.skipped) == 1
 
 
 def test_missing_field_in_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "cf.jsonl"
-    lines = [
-        json.dumps(_row(0, "ok", [["c", "主需"]])),
-        "",
-        json.dumps({"idx": 1, "criteria": [["c", "主需"]]}),
-    ]
+    lines = [json.dumps(cfbench_row(0, "ok", [("c", P)])), "", json.dumps({"idx": 1, "criteria": [["c", P]]})]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(BenchmarkFormatError, match=r"cf.jsonl:3: field 'prompt': missing"):
         load_cfbench(path)
-
-
-def test_judging_through_loopback_judge(tmp_path: Path) -> None:
-    path = tmp_path / "cf.json"
-    rows = [
-        _row(0, "Describe fruit", [["mentions 'apple'", "主需"], ["mentions 'pear'", "次需"]]),
-        _row(1, "Describe a car", [["mentions 'wheel'", "主需"], ["mentions 'red'", "次需"]], "hard"),
-    ]
-    path.write_text(json.dumps(rows), encoding="utf-8")
-    items = load_cfbench(path)
-    responses = {0: "An apple and a pear.", 1: "It has a red door."}
-    with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
-        config = JudgeConfig(base_url=server.base_url, model="j", timeout_s=2, backoff_s=0, cache_dir=None)
-        with JudgeClient(config, show_progress=False) as client:
-            judgements = judge_cfbench(items, responses, client)
-        assert server.request_count == 2  # one call per response, all criteria at once
-    assert [j.judgement.satisfied for j in judgements] == [(True, True), (False, True)]
-    metrics = score_cfbench(judgements)
-    assert (metrics["CSR"], metrics["ISR"], metrics["PSR"]) == (0.75, 0.5, 0.5)
-
-
-def test_responses_must_cover_every_item(tmp_path: Path) -> None:
-    path = tmp_path / "cf.json"
-    path.write_text(
-        json.dumps([_row(0, "p", [["c", "主需"]]), _row(1, "p", [["c", "主需"]])]), encoding="utf-8"
-    )
-    items = load_cfbench(path)
-    with pytest.raises(KeyError, match="id 1"):
-        judge_cfbench(items, {0: "r"}, client=None)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="1 responses for 2 items"):
-        judge_cfbench(items, ["r"], client=None)  # type: ignore[arg-type]

@@ -40,3 +40,24 @@ def test_bad_policy_names_are_rejected(tmp_path: Path) -> None:
         load_rows(path, lambda row, error: row, on_bad_row="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_failed"):
         split_failed([], lambda j: True, "drop", "X")  # type: ignore[arg-type]
+
+
+def test_ask_judge_reasks_an_unparsable_answer_unless_told_not_to() -> None:
+    from ifpo.eval.judged import ask_judge
+    from ifpo.judge import JudgeClient, JudgeConfig
+    from tests.fake_chat_server import FakeChatServer, Reply, completion
+
+    def parse(text: str) -> int:
+        if not text.isdigit():
+            raise ValueError("not a number")
+        return int(text)
+
+    question = [{"role": "user", "content": "q"}]
+    for reask, expected, calls in ((True, ("7", 7, None), 2), (False, ("garbage", None), 1)):
+        with FakeChatServer(lambda i, body: Reply(completion("garbage" if i == 0 else "7"))) as server:
+            config = JudgeConfig(base_url=server.base_url, model="m", backoff_s=0, cache_dir=None)
+            with JudgeClient(config, show_progress=False) as client:
+                result = ask_judge(client, question, parse, params={}, reask=reask)
+            assert server.request_count == calls
+        assert result[: len(expected)] == expected
+        assert reask or "unparsable judge answer (not a number)" in result[2]

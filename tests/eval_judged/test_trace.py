@@ -1,4 +1,4 @@
-"""TRACE: IF-S / IF-M with a configurable threshold, loading and judging."""
+"""TRACE: the released layout, the authors' judge template and score parsing, IF-S / IF-M."""
 
 from __future__ import annotations
 
@@ -8,84 +8,117 @@ from pathlib import Path
 import pytest
 
 from ifpo.eval.judged import BenchmarkFormatError
-from ifpo.eval.trace_bench import DEFAULT_PASS_THRESHOLD, TraceJudgement, judge_trace, load_trace, score_trace
-from ifpo.judge import ConstraintJudgement, JudgeClient, JudgeConfig
-from ifpo.judge.fake_server import FakeChatServer, keyword_judge
+from ifpo.eval.trace_bench import (
+    JUDGE_SYSTEM_PROMPT,
+    judge_messages,
+    judge_prompt,
+    judge_record,
+    load_trace,
+    parse_fine_grained,
+    parse_overall,
+    score_trace,
+)
+from tests.eval_judged.official_judges import trace_answer
+from tests.eval_judged.release_files import trace_row, write_trace
 
-T, F = True, False
-
-
-def judged(multi: bool, *flags: bool) -> TraceJudgement:
-    return TraceJudgement(0, multi, ConstraintJudgement(tuple(f"c{i}" for i in range(len(flags))), flags))
-
-
-JUDGEMENTS = [
-    judged(False, T),  # single, score 1
-    judged(False, F),  # single, score 0
-    judged(True, T, T),  # multi, score 1
-    judged(True, T, F),  # multi, score 0.5
-    judged(True, T, T, F, T),  # multi, score 0.75
+ROWS = [
+    trace_row(
+        0, "为一首歌曲写一个简短描述", ["描述需采用文艺的语气风格；"], '"Hotel California" — 老鹰乐队。'
+    ),
+    trace_row(1, "Name two fruits.", ["mention 'apple'", "mention 'kiwi'"]),
+    trace_row(2, "Write a line.", ["say 'sea'", "say 'sky'", "say 'sun'"]),
 ]
 
 
-def test_default_threshold_requires_every_constraint() -> None:
-    assert DEFAULT_PASS_THRESHOLD == 1.0
-    metrics = score_trace(JUDGEMENTS)
-    assert metrics["IF-S"] == pytest.approx(1 / 2)
-    assert metrics["IF-M"] == pytest.approx(1 / 3)
-    assert metrics["IF"] == pytest.approx(2 / 5)
-    assert metrics["mean_score"] == pytest.approx((1 + 0 + 1 + 0.5 + 0.75) / 5)
-    assert (metrics["n_single"], metrics["n_multi"]) == (2, 3)
+def test_loads_the_released_layout(tmp_path: Path) -> None:
+    rows = [*ROWS, {**trace_row(3, "x", ["c"]), "id": 3}]  # an int id is accepted and kept as text
+    items = load_trace(write_trace(tmp_path / "202409_trace_evaluation.jsonl", rows))
+    assert [i.id for i in items] == ["0", "1", "2", "3"]
+    assert [i.multi for i in items] == [False, True, True, False]
+    assert items[0].messages[0] == {"role": "system", "content": "You are a helpful assistant."}
+    assert items[0].messages[1]["content"].endswith('# Inputs:\n"Hotel California" — 老鹰乐队。\n')
+    assert items[1].constraint_list == ("1. mention 'apple'", "2. mention 'kiwi'")
+    assert items[1].constraints == "1. mention 'apple'\n2. mention 'kiwi'"
+    assert items[1].query == ROWS[1]["messages"][1]["content"]
 
 
-def test_lower_threshold_counts_partial_passes() -> None:
-    metrics = score_trace(JUDGEMENTS, threshold=0.7)
-    assert metrics["IF-M"] == pytest.approx(2 / 3)
-    assert metrics["IF-S"] == pytest.approx(1 / 2)
-    with pytest.raises(ValueError, match="threshold"):
-        score_trace(JUDGEMENTS, threshold=0)
+def test_judge_prompt_is_the_authors_template(tmp_path: Path) -> None:
+    item = load_trace(write_trace(tmp_path / "t.jsonl", ROWS[1:2]))[0]
+    prompt = judge_prompt(item, "an apple")
+    assert prompt.startswith(
+        "[System]\nYou are a fair judge, and please evaluate the quality of an AI assistant"
+    )
+    assert (
+        'Fine Grained Score: [{"密码至少8个字符": 10, "包含1个大写字母": 0, "包含1个小写字母": 0, "包含2个数字": 10}]'
+        in prompt
+    )
+    assert prompt.endswith(
+        f"/ *Input * /\n—INPUT—\n< query >:\n{item.messages[-1]['content']}\n< constraints >:\n"
+        "1. mention 'apple'\n2. mention 'kiwi'\n< response >:\nan apple\n\n—OUTPUT—"
+    )
+    messages = judge_messages(item, "an apple")
+    assert (
+        messages[0] == {"role": "system", "content": JUDGE_SYSTEM_PROMPT} and messages[1]["content"] == prompt
+    )
+    # The template's rule: a question containing "NULL" is replaced by the description.
+    odd = load_trace(write_trace(tmp_path / "n.jsonl", [trace_row(9, "Describe NULL.", ["c"])]))[0]
+    assert "< query >:\nDescribe NULL.\n< constraints >" in judge_prompt(odd, "r")
 
 
-def test_empty_subset_reports_none_and_failures_are_counted() -> None:
-    failed = TraceJudgement(1, False, ConstraintJudgement.failure(["c"], "down"))
-    metrics = score_trace([judged(True, T, T), failed], on_failed="skip")
-    assert (metrics["IF-S"], metrics["IF-M"], metrics["n_failed"]) == (None, 1.0, 1)
+def test_overall_and_fine_grained_scores_are_parsed() -> None:
+    answer = 'Explanation: ...\nFine Grained Score: [{"a": 10, "b": 5}]\nConstraints Overall Score: [[7.5]]'
+    assert parse_overall(answer) == 7.5
+    assert parse_fine_grained(answer) == {"a": 10.0, "b": 5.0}
+    with pytest.raises(ValueError, match="Constraints Overall Score"):
+        parse_overall("Overall: 7")
+    record = judge_record("no score here", None, "unparsable")
+    assert record["overall"] is None and record["fine_grained"] is None and record["raw"] == "no score here"
 
 
-def test_load_and_judge(tmp_path: Path) -> None:
-    path = tmp_path / "trace_eval.jsonl"
-    rows = [
-        {"id": "a", "instruction": "Name a fruit.", "constraints": ["mention 'apple'"]},
-        {"id": "b", "prompt": "Name two fruits.", "constraints": ["mention 'apple'", "mention 'kiwi'"]},
-        {"id": "c", "instruction": "One word.", "constraints": ["say 'yes'"], "type": "multi"},
+def test_if_s_and_if_m_are_mean_scores_by_constraint_count(tmp_path: Path) -> None:
+    items = load_trace(write_trace(tmp_path / "t.jsonl", ROWS))
+    responses = ["文艺", "an apple", "the sea and the sky"]  # single 0; multi 5 (1 of 2) and 7 (2 of 3)
+    records = []
+    for item, response in zip(items, responses):
+        answer = trace_answer({"messages": judge_messages(item, response)})
+        records.append(judge_record(answer, parse_overall(answer), None))
+    assert [r["overall"] for r in records] == [10.0, 5.0, 7.0]  # the single constraint has no quoted word
+    metrics = score_trace(items, records)
+    assert metrics["IF-S"] == pytest.approx(1.0)
+    assert metrics["IF-M"] == pytest.approx((0.5 + 0.7) / 2)
+    assert metrics["IF"] == pytest.approx((1.0 + 0.5 + 0.7) / 3)
+    assert (metrics["IF-S_pass"], metrics["IF-M_pass"]) == (1.0, 0.0)
+    assert score_trace(items, records, pass_threshold=7)["IF-M_pass"] == 0.5
+    assert (metrics["n_single"], metrics["n_multi"], metrics["n_failed"]) == (1, 2, 0)
+
+
+def test_unscored_items_raise_or_are_counted(tmp_path: Path) -> None:
+    items = load_trace(write_trace(tmp_path / "t.jsonl", ROWS[:2]))
+    records = [
+        judge_record("[[x]]", None, "no score"),
+        judge_record("Constraints Overall Score: [[8]]", 8.0, None),
     ]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    items = load_trace(path)
-    assert [(i.id, i.multi) for i in items] == [("a", False), ("b", True), ("c", True)]
-    assert items[1].instruction == "Name two fruits."
-    with FakeChatServer(lambda i, body: keyword_judge(body)) as server:
-        config = JudgeConfig(base_url=server.base_url, model="j", timeout_s=2, backoff_s=0, cache_dir=None)
-        with JudgeClient(config, show_progress=False) as client:
-            judgements = judge_trace(items, ["apple", "apple and pear", "yes"], client)
-    assert [j.score for j in judgements] == [1.0, 0.5, 1.0]
-    metrics = score_trace(judgements)
-    assert (metrics["IF-S"], metrics["IF-M"]) == (1.0, 0.5)
+    with pytest.raises(ValueError, match="1 of 2 judgement"):
+        score_trace(items, records)
+    metrics = score_trace(items, records, on_failed="skip")
+    assert (metrics["IF-S"], metrics["IF-M"], metrics["n_failed"]) == (None, 0.8, 1)
+    with pytest.raises(ValueError, match="pass_threshold"):
+        score_trace(items, records, pass_threshold=0)
 
 
 @pytest.mark.parametrize(
-    "row, field",
+    "change, field",
     [
-        ({"instruction": "x", "constraints": ["c"]}, "id"),
-        ({"id": 1, "instruction": "x", "constraints": []}, "constraints"),
-        ({"id": 1, "instruction": "x", "constraints": ["ok", 3]}, "constraints[1]"),
-        ({"id": 1, "instruction": "x", "constraints": ["c"], "type": "both"}, "type"),
-        ({"id": True, "instruction": "x", "constraints": ["c"]}, "id"),
+        ({"constraints_num": 3}, "constraints_num"),
+        ({"constraints": ["1. c"]}, "constraints"),  # a list, as the pre-release layout had
+        ({"constraints_splits": []}, "constraints_splits"),
+        ({"messages": [{"role": "system", "content": "s"}]}, "messages[0].role"),
+        ({"messages": [{"role": "bot", "content": "s"}]}, "messages[0]"),
+        ({"id": True}, "id"),
     ],
 )
-def test_bad_rows_name_line_and_field(tmp_path: Path, row: dict, field: str) -> None:
-    path = tmp_path / "t.jsonl"
-    good = {"id": 0, "instruction": "fine", "constraints": ["c"]}
-    path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n", encoding="utf-8")
+def test_bad_rows_name_line_and_field(tmp_path: Path, change: dict, field: str) -> None:
+    path = write_trace(tmp_path / "t.jsonl", [ROWS[0], {**ROWS[1], **change}])
     with pytest.raises(BenchmarkFormatError) as info:
         load_trace(path)
     assert str(info.value).startswith(f"{path}:2: field {field!r}")
@@ -94,12 +127,7 @@ def test_bad_rows_name_line_and_field(tmp_path: Path, row: dict, field: str) -> 
 
 
 def test_json_syntax_error_reports_its_line(tmp_path: Path) -> None:
-    path = tmp_path / "t.json"
-    path.write_text(
-        '[\n  {"id": 1, "instruction": "x", "constraints": ["c"]},\n  {"id": 2,, }\n]\n', encoding="utf-8"
-    )
-    with pytest.raises(BenchmarkFormatError, match=r"t\.json:3: field '<row>': invalid JSON"):
-        load_trace(path)
-    path.write_text('{"id": 1}', encoding="utf-8")
-    with pytest.raises(BenchmarkFormatError, match="expected a JSON array"):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + '\n{"id": "2",, }\n', encoding="utf-8")
+    with pytest.raises(BenchmarkFormatError, match=r"t\.jsonl:2: field '<row>': invalid JSON"):
         load_trace(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ifpo.judge import JudgeClient, JudgeConfig, JudgeError, JudgeRequest
-from ifpo.judge.fake_server import FakeChatServer, Reply, completion, keyword_judge
+from tests.fake_chat_server import FakeChatServer, Reply, completion, keyword_judge
 
 SECRET = "sk-test-DO-NOT-LEAK-4242"
 KEY_ENV = "IFPO_TEST_JUDGE_KEY"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ifpo.judge import JudgeClient, JudgeConfig, JudgeError, LLMConstraintReverser, ReversalError
-from ifpo.judge.fake_server import FakeChatServer, Reply, completion
+from tests.fake_chat_server import FakeChatServer, Reply, completion
 
 
 @pytest.mark.parametrize(

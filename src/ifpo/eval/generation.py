@@ -143,3 +143,35 @@ class VLLMGenerator:
             [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress
         )
         return [r.outputs[0].text.strip() for r in results]
+
+
+def generate_resumable(
+    generator_factory: Any,
+    keys: Sequence[str],
+    conversations: Sequence[Conversation],
+    store: Any,
+    *,
+    chunk_size: int,
+    desc: str = "generating",
+) -> dict[str, str]:
+    """``key -> response`` for every conversation, skipping keys ``store`` already holds.
+
+    Responses are generated ``chunk_size`` at a time and each chunk is written to ``store``
+    (a :class:`~ifpo.eval.progress.ProgressStore`) before the next starts, so an interruption
+    loses at most one chunk. ``generator_factory`` is only called when something is left to do:
+    a fully resumed run never loads a model.
+    """
+    if len(keys) != len(conversations):
+        raise ValueError(f"{len(keys)} keys for {len(conversations)} conversations")
+    todo = [i for i, key in enumerate(keys) if key not in store]
+    if todo:
+        if len(todo) < len(keys):
+            done = len(keys) - len(todo)
+            log.info("%s: %d of %d responses already saved; generating the rest", desc, done, len(keys))
+        generator = generator_factory()
+        for start in range(0, len(todo), max(1, chunk_size)):
+            chunk = todo[start : start + chunk_size]
+            texts = generator.generate([conversations[i] for i in chunk], desc=desc)
+            for i, text in zip(chunk, texts):
+                store.put(keys[i], text)
+    return {key: store.get(key) for key in keys}

@@ -27,16 +27,12 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from omegaconf import DictConfig
-
 from ifpo.constraints import ConstraintError, DataFormatError, Instruction, ResourceUnavailableError
-from ifpo.eval.generation import Generator
-from ifpo.eval.report import BenchmarkResult, kind_table
 from ifpo.eval.rule_scoring import ExampleScore, ScoreReport, load_responses_jsonl
 
 log = logging.getLogger(__name__)
@@ -202,38 +198,3 @@ def examples(instructions: Sequence[Instruction], scored: IFBenchReport,
             }
         )
     return records
-
-
-def run_ifbench(ecfg: DictConfig, get_generator: Callable[[], Generator]) -> BenchmarkResult:
-    """Load the official file (or hub split), generate or read responses, write them, then score."""
-    from ifpo.eval.runner import _hub_rows, _jsonl_rows, _limit, _rule_metrics, _user, load_instructions
-
-    if ecfg.data:
-        source, rows = str(ecfg.data), list(_jsonl_rows(ecfg.data))
-    else:
-        source, rows = f"{ecfg.hub_name}[{ecfg.hub_split}]", list(_hub_rows(ecfg.hub_name, ecfg.hub_split))
-    instructions, skipped = load_instructions(rows, source, "ifbench", ecfg.on_unknown)
-    instructions = _limit(instructions, ecfg.limit)
-    if ecfg.responses:
-        responses = load_ifbench_responses(ecfg.responses)
-    else:
-        texts = get_generator().generate([_user(i.prompt) for i in instructions], desc="ifbench")
-        path = write_responses(Path(ecfg.output_dir) / RESPONSES_FILE, [i.prompt for i in instructions], texts)
-        log.info("responses written to %s (official format) before scoring", path)
-        responses = dict(zip([i.prompt for i in instructions], texts))
-    scored = score_ifbench_official(
-        instructions, responses, on_missing=ecfg.on_missing,
-        on_resource_error=ecfg.get("on_resource_error", "fail"), think=bool(ecfg.get("strip_think", True)),
-    )
-    counters = scored.counters()
-    if scored.resource_errors or scored.checker_errors:
-        log.warning("IFBench: instructions that could not be checked here: %s", counters)
-    metrics = _rule_metrics(scored.report)
-    metrics["num_prompts_in_file"] = len(instructions)
-    metrics["missing_responses"] = len(scored.missing)
-    metrics["resource_errors"] = sum(scored.resource_errors.values())
-    metrics["checker_errors"] = sum(scored.checker_errors.values())
-    skipped.update(counters)
-    return BenchmarkResult(
-        "ifbench", metrics, examples(instructions, scored, responses), kind_table(scored.report), dict(skipped)
-    )

@@ -187,3 +187,73 @@ def judgement_ok(judgement: ConstraintJudgement) -> bool:
 def save_records(path: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> None:
     """Write per-item judgement records as one JSON array, atomically (see ``ifpo.judge.atomic``)."""
     atomic_write_json(path, list(records))
+
+
+def judge_resumable(
+    keys: Sequence[str],
+    judge_one: Callable[[int], dict[str, Any]],
+    store: Any,
+    *,
+    concurrency: int,
+    desc: str = "judging",
+    show_progress: bool = True,
+    durable: Callable[[dict[str, Any]], bool] = lambda record: True,
+) -> list[dict[str, Any]]:
+    """``judge_one(i)`` for every key ``store`` lacks, each record saved the moment it is done.
+
+    At most ``concurrency`` calls run at once. The first exception stops the batch (calls not yet
+    started are cancelled) and is re-raised; every record finished before it is already on disk,
+    so a rerun with the same store judges only what is left -- no item is judged twice. Records
+    ``durable`` rejects (a judge that could not be reached) are returned but not saved, so the
+    next run asks again.
+    """
+    from ifpo.judge.concurrency import map_bounded
+
+    todo = [i for i, key in enumerate(keys) if key not in store]
+    if len(todo) < len(keys):
+        log.info("%s: %d of %d judgements already saved", desc, len(keys) - len(todo), len(keys))
+
+    transient: dict[str, dict[str, Any]] = {}
+
+    def run(i: int) -> None:
+        record = judge_one(i)
+        if durable(record):
+            store.put(keys[i], record)
+        else:
+            transient[keys[i]] = record
+
+    map_bounded(run, todo, max_workers=concurrency, desc=desc, show_progress=show_progress)
+    return [transient[key] if key in transient else store.get(key) for key in keys]
+
+
+def ask_judge(
+    client: Any,
+    messages: Sequence[Mapping[str, str]],
+    parse: Callable[[str], T],
+    *,
+    params: Mapping[str, Any],
+    retry_params: Mapping[str, Any] | None = None,
+    reask: bool = True,
+) -> tuple[str, T | None, str | None]:
+    """(raw answer, parsed answer or None, problem or None) for one official-prompt judge call.
+
+    The first answer is kept whatever it says (the official fallbacks need it). When it does
+    not parse, the judge is asked again -- with ``retry_params`` (e.g. SysBench's higher
+    temperature) -- through the client's retry loop, which only accepts an answer that parses.
+    ``reask=False`` keeps the first answer however it reads. A judge that stays unreachable
+    raises :class:`~ifpo.judge.JudgeError`.
+    """
+    from ifpo.judge.errors import JudgeError
+
+    first = client.chat(list(messages), **params)
+    try:
+        return first, parse(first), None
+    except ValueError as exc:
+        problem = str(exc)
+    if not reask:
+        return first, None, f"unparsable judge answer ({problem})"
+    try:
+        again = client.chat(list(messages), validate=parse, **{**params, **(retry_params or {})})
+    except JudgeError as exc:
+        return first, None, f"unparsable judge answer ({problem}); re-asking failed: {exc}"
+    return again, parse(again), None
