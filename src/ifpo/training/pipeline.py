@@ -14,6 +14,7 @@ from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
 from ifpo.scale.strategy import build_strategy, require_cuda
+from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
 from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
@@ -48,6 +49,7 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
         **preemption_kwargs(cfg.trainer), **strategy,
     )
+    apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
         from ifpo.scale.reference import attach_precomputed_reference
 
