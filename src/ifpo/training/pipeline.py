@@ -82,7 +82,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if finished:
             log_final_summary(trainer.loggers, final_metrics(trainer))
         finish_wandb(trainer.loggers, failed=not finished)
+    export_at_end(cfg, module, datamodule)
     return final_metrics(trainer)
+
+
+def export_at_end(cfg: DictConfig, module: PreferenceModule, datamodule: PreferenceDataModule) -> None:
+    """export.at_end=true: the trained policy as a Hugging Face folder (every rank joins the gather)."""
+    export = cfg.get("export") or {}
+    if not export.get("at_end", False):
+        return
+    from ifpo.scale.export import export_hf
+
+    out = export_hf(module.policy, str(export.dir), datamodule.tokenizer, module.peft_cfg)
+    if out is not None:
+        log.info("exported the trained policy to %s (from_pretrained loads it)", out)
 
 
 def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
