@@ -53,7 +53,8 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
         from ifpo.scale.reference import attach_precomputed_reference
 
-        attach_precomputed_reference(cfg, datamodule, module)  # reference log-probs from the disk cache
+        # reference log-probs from the disk cache; computing it needs a one-device run
+        attach_precomputed_reference(cfg, datamodule, module, world_size=trainer.world_size)
     return module, datamodule, trainer
 
 
