@@ -130,6 +130,8 @@ def test_toy_plan_full_finetune_zero3_by_hand():
     acts_full = tokens * (2 * saved + transient)
     logprobs = 4 * 100 * 4 * 2  # chunk_tokens * vocab * fp32 * (logits + log-softmax)
     lm_head_grad = 4 * 100 * 16  # fp32 vocab x hidden, full fine-tuning
+    # Policy + reference copy (2 * 8656 params) stay gathered (< max_live), beyond the embedding.
+    live = 2 * (2 * TOY_TOTAL - 1600)
     logprobs_naive = tokens * 100 * 4 * 2
     assert p.parameters * GIB == pytest.approx(params)
     assert p.gradients * GIB == pytest.approx(grads)
@@ -141,8 +143,9 @@ def test_toy_plan_full_finetune_zero3_by_hand():
     assert p.logprob_workspace * GIB == pytest.approx(logprobs)
     assert p.logprob_workspace_naive * GIB == pytest.approx(logprobs_naive)
     assert p.lm_head_gradient * GIB == pytest.approx(lm_head_grad)
-    total = params + grads + optim + gather + ref + acts_ckpt + logprobs + lm_head_grad
-    assert total == 75176
+    assert p.live_parameters * GIB == pytest.approx(live) and live == 31424
+    total = params + grads + optim + gather + live + ref + acts_ckpt + logprobs + lm_head_grad
+    assert total == 106600
     assert p.total * GIB == pytest.approx(total)
     assert p.cpu_per_node == 0 and p.fits and p.smallest_nodes == 1
     # Host RAM: no offload; rank 0's full bf16 copy + 4 ranks x 4 GiB process allowance.
@@ -236,7 +239,8 @@ def test_checkpointing_and_chunking_reduce_memory():
 def test_smallest_cluster_hand_constructed():
     # Full FT, ref copy, ZeRO-3, 4 GPUs/node: per GPU (2+2+12+2) * P / (4 n) + fixed.
     s = toy_settings()
-    fixed = 4 * 1600 + 20224 + 3200 + 6400  # gather + activations (ckpt) + log-prob chunk + LM-head grad
+    # gather + live params + activations (ckpt) + log-prob chunk + LM-head grad
+    fixed = 4 * 1600 + 31424 + 20224 + 3200 + 6400
     three_nodes = 18 * TOY_TOTAL / (4 * 3) + fixed
     s = replace(s, gpu_memory_gib=(three_nodes + 1) / GIB)  # fits on 3 nodes, not on 2
     assert smallest_cluster(TOY, s) == 3

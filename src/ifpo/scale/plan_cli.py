@@ -82,6 +82,7 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
         activation_bytes=4 if dtype == "float32" else 2,
         grad_bytes=4 if dtype == "float32" else 2,
         cpu_memory_gib=cluster.get("cpu_memory_gib"),
+        max_live_parameters=int((ds.get("zero_optimization") or {}).get("stage3_max_live_parameters", 1e9)),
     )
 
 

@@ -13,6 +13,7 @@ largest single module, ``param_bytes``=2 for bf16, ``optimizer_bytes``=12 for fp
     gradients    grad_bytes * T / N             (0 on GPU with offload_optimizer=cpu)
     optimizer    optimizer_bytes * T / N        (0 on GPU with offload_optimizer=cpu)
     gather       ZeRO-3 only: L gathered in bf16 plus its bf16 grads when trained (4*L, as DeepSpeed)
+    live params  ZeRO-3 only: param_bytes * (min(stage3_max_live_parameters, params run) - L)
     reference    copy: param_bytes * P / N; adapter/precomputed/none: 0
     activations  see :func:`activation_bytes`
     logprobs     see :func:`logprob_workspace_bytes`
@@ -79,7 +80,8 @@ class PlanSettings:
     overhead_gib: float = 3.0
     cpu_memory_gib: float | None = None  # per node; None = do not check CPU memory
     cpu_buffer_factor: float = 1.5  # DeepSpeed's additional_buffer_factor for pinned buffers
-    host_overhead_gib_per_rank: float = 4.0  # per training process: Python, torch/CUDA host state, loader workers
+    host_overhead_gib_per_rank: float = 4.0
+    max_live_parameters: int = 1_000_000_000  # DeepSpeed's stage3_max_live_parameters (elements)  # per training process: Python, torch/CUDA host state, loader workers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))  # Hydra passes lists
@@ -131,6 +133,7 @@ class MemoryPlan:
     gradients: float
     optimizer_states: float
     gather_buffer: float
+    live_parameters: float
     reference_model: float
     activations: float
     activations_no_checkpointing: float
@@ -242,6 +245,14 @@ def _gpu_and_cpu_bytes(arch: ArchSpec, s: PlanSettings) -> dict[str, float]:
         # DeepSpeed's estimator: 4 bytes * largest layer = bf16 gathered weights + bf16 grads.
         # A frozen base (LoRA) produces no weight grads for it.
         gather = s.param_bytes * largest * (1 if lora else 2)
+        # DeepSpeed releases a gathered parameter only once stage3_max_live_parameters elements are
+        # live (and not if reused soon), so up to that many stay gathered through the forward and
+        # backward of the policy (and the reference copy, same engine): beyond the largest module
+        # already counted, that is min(max_live, params run) - largest more weights in param dtype.
+        run = total * (2 if s.reference == "copy" else 1)
+        live = s.param_bytes * max(0, min(s.max_live_parameters, run) - largest)
+    else:
+        live = 0.0
 
     acts_ckpt = activation_bytes(arch, s, checkpointing=True)
     acts_full = activation_bytes(arch, s, checkpointing=False)
@@ -263,6 +274,7 @@ def _gpu_and_cpu_bytes(arch: ArchSpec, s: PlanSettings) -> dict[str, float]:
         "gradients": grads,
         "optimizer_states": optim,
         "gather_buffer": gather,
+        "live_parameters": live,
         "reference_model": ref,
         "activations": acts_ckpt if s.gradient_checkpointing else acts_full,
         "activations_no_checkpointing": acts_full,
@@ -278,7 +290,7 @@ def _gpu_and_cpu_bytes(arch: ArchSpec, s: PlanSettings) -> dict[str, float]:
 
 
 _TOTAL_TERMS = (
-    "parameters", "gradients", "optimizer_states", "gather_buffer",
+    "parameters", "gradients", "optimizer_states", "gather_buffer", "live_parameters",
     "reference_model", "activations", "logprob_workspace", "lm_head_gradient", "overhead",
 )  # fmt: skip
 
@@ -346,6 +358,7 @@ def format_plan(p: MemoryPlan) -> str:
         ("optimizer states", p.optimizer_states,
          "on CPU" if s.offload_optimizer == "cpu" else f"fp32 master+Adam {states_note}"),
         ("ZeRO-3 gather buffer", p.gather_buffer, "largest module, gathered"),
+        ("ZeRO-3 live params", p.live_parameters, f"kept gathered up to max_live {s.max_live_parameters:.0e}"),
         ("reference model", p.reference_model, s.reference),
         ("activations", p.activations,
          (f"ckpt {'on' if s.gradient_checkpointing else 'off'}; "
