@@ -136,3 +136,14 @@ def test_slurm_memory_is_the_planner_host_ram(name):
     assert result.fits_cpu  # the experiment's cluster.cpu_memory_gib holds it
     if "70b" in name:  # rank 0 alone holds the full bf16 state dict (~141 GB) on top of the offload
         assert cfg.cluster.mem_gb * 1e9 > 141e9 + result.cpu_per_node * 2**30
+
+
+def test_flash_attn_is_the_optional_gpu_extra_in_both_environments():
+    import tomllib
+
+    gpu = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    assert gpu == ["flash-attn>=2.6"]
+    env = (ROOT / "environment.yml").read_text()
+    assert 'pip install --no-build-isolation "flash-attn>=2.6"' in env  # the conda route names the same spec
+    assert "flash-attn" not in (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]
+    assert attn_choice.INSTALL_HINT.startswith('pip install --no-build-isolation "flash-attn>=2.6"')
