@@ -124,6 +124,13 @@ def test_build_derives_the_trainer_accumulation(tmp_path, shared_data_dir):
 
 
 # -- SLURM memory ---------------------------------------------------------------------------
+def test_runs_without_a_planned_figure_ask_slurm_for_64_gb():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.mem_gb == 64
+
+
 @pytest.mark.parametrize("name", SCALE)
 def test_slurm_memory_is_the_planner_host_ram(name):
     GlobalHydra.instance().clear()

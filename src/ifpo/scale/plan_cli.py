@@ -100,4 +100,6 @@ def run_plan(cfg: DictConfig) -> dict[str, float]:
         "plan/fits": float(result.fits),
         "plan/smallest_nodes": float(result.smallest_nodes or 0),
         "plan/cpu_per_node_gib": result.cpu_per_node,
+        "plan/host_per_node_gib": result.host_per_node,
+        "plan/slurm_mem_gb": float(result.slurm_mem_gb),
     }
