@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 
 import pytest
@@ -121,29 +122,42 @@ def test_toy_plan_full_finetune_zero3_by_hand():
     gather = 4 * 1600  # bf16 weights + grads of the embedding, the largest module
     ref = 2 * TOY_TOTAL / n
     tokens = 2 * 8
-    per_layer_token = 34 * 16 + 5 * 4 * 8  # 34h + 5as without flash attention = 704
-    acts_ckpt = 2 * tokens * 2 * 16 + tokens * per_layer_token  # layer inputs + one layer recomputed
-    acts_full = 2 * tokens * per_layer_token
+    # One layer per token (h 16, kv 8, m 40, bf16): saved = norms 2*(4h + 2h) 192 + attention
+    # 2*(3h + 2kv) 128 + MLP 4*2m 320 + no flash 5*heads*seq 160 = 800; transient = 3*2m 240 +
+    # fp32 norm grad 4h 64 + residual grads 3*2h 96 = 400.
+    saved, transient = 192 + 128 + 320 + 160, 240 + 64 + 96
+    acts_ckpt = 2 * tokens * 2 * 16 + tokens * (saved + transient)  # layer inputs + one layer recomputed
+    acts_full = tokens * (2 * saved + transient)
     logprobs = 4 * 100 * 4 * 2  # chunk_tokens * vocab * fp32 * (logits + log-softmax)
+    lm_head_grad = 4 * 100 * 16  # fp32 vocab x hidden, full fine-tuning
+    # Policy + reference copy (2 * 8656 params) stay gathered (< max_live), beyond the embedding.
+    live = 2 * (2 * TOY_TOTAL - 1600)
     logprobs_naive = tokens * 100 * 4 * 2
     assert p.parameters * GIB == pytest.approx(params)
     assert p.gradients * GIB == pytest.approx(grads)
     assert p.optimizer_states * GIB == pytest.approx(optim)
     assert p.gather_buffer * GIB == pytest.approx(gather)
     assert p.reference_model * GIB == pytest.approx(ref)
-    assert p.activations * GIB == pytest.approx(acts_ckpt) == 12288
-    assert p.activations_no_checkpointing * GIB == pytest.approx(acts_full) == 22528
+    assert p.activations * GIB == pytest.approx(acts_ckpt) == 20224
+    assert p.activations_no_checkpointing * GIB == pytest.approx(acts_full) == 32000
     assert p.logprob_workspace * GIB == pytest.approx(logprobs)
     assert p.logprob_workspace_naive * GIB == pytest.approx(logprobs_naive)
-    total = params + grads + optim + gather + ref + acts_ckpt + logprobs
-    assert total == 60840
+    assert p.lm_head_gradient * GIB == pytest.approx(lm_head_grad)
+    assert p.live_parameters * GIB == pytest.approx(live) and live == 31424
+    total = params + grads + optim + gather + live + ref + acts_ckpt + logprobs + lm_head_grad
+    assert total == 106600
     assert p.total * GIB == pytest.approx(total)
     assert p.cpu_per_node == 0 and p.fits and p.smallest_nodes == 1
+    # Host RAM: no offload; rank 0's full bf16 copy + 4 ranks x 4 GiB process allowance.
+    assert p.host_full_state_dict * GIB == pytest.approx(2 * TOY_TOTAL)
+    assert p.host_per_node * GIB == pytest.approx(2 * TOY_TOTAL + 4 * 4 * GIB)
+    assert p.slurm_mem_gb == math.ceil((2 * TOY_TOTAL + 16 * GIB) / 1e9) == 18
 
 
 def test_toy_plan_flash_attention_and_overhead():
     p = plan(TOY, toy_settings(flash_attention=True, gradient_checkpointing=False, overhead_gib=1.5))
-    assert p.activations * GIB == pytest.approx(2 * 16 * 34 * 16)  # layers * tokens * 34h
+    # tokens * (layers * saved + transient), saved without the 5*heads*seq scores: 640, transient 400.
+    assert p.activations * GIB == pytest.approx(16 * (2 * 640 + 400))
     assert p.overhead == 1.5
     no_overhead = plan(TOY, toy_settings(flash_attention=True, gradient_checkpointing=False))
     assert p.total - no_overhead.total == pytest.approx(1.5)
@@ -225,7 +239,8 @@ def test_checkpointing_and_chunking_reduce_memory():
 def test_smallest_cluster_hand_constructed():
     # Full FT, ref copy, ZeRO-3, 4 GPUs/node: per GPU (2+2+12+2) * P / (4 n) + fixed.
     s = toy_settings()
-    fixed = 4 * 1600 + 12288 + 3200  # gather + activations (ckpt) + log-prob chunk
+    # gather + live params + activations (ckpt) + log-prob chunk + LM-head grad
+    fixed = 4 * 1600 + 31424 + 20224 + 3200 + 6400
     three_nodes = 18 * TOY_TOTAL / (4 * 3) + fixed
     s = replace(s, gpu_memory_gib=(three_nodes + 1) / GIB)  # fits on 3 nodes, not on 2
     assert smallest_cluster(TOY, s) == 3

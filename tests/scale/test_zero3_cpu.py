@@ -83,7 +83,8 @@ def runs(tmp_path_factory):
             if worker.poll() is None:
                 worker.kill()
     assert rc == 0, (base / "worker.log").read_text()[-6000:]
-    return single, json.loads((base / "w" / "results.json").read_text())
+    results = json.loads((base / "w" / "results.json").read_text())
+    return single, {**results, "workdir": str(base / "w")}
 
 
 def test_each_rank_holds_half_of_every_large_parameter_of_policy_and_reference(runs):
@@ -134,6 +135,31 @@ def test_lora_reference_modes_equal_the_copy_at_step_one(runs):
     assert losses["rpo_lora_adapter"][0] == pytest.approx(losses["rpo"][0], abs=1e-6)
     assert losses["rpo_lora_copy_random_init"][0] == pytest.approx(losses["rpo"][0], abs=1e-6)
     assert results["lora_reference_is_none"] is True
+
+
+@pytest.mark.parametrize("run", ["rpo", "lora"])
+def test_zero3_checkpoint_folder_exports_with_the_trained_logits(runs, run, tmp_path):
+    """`python -m ifpo.scale.export` on the real sharded folder (full: frozen reference left out;
+    LoRA: frozen base kept, adapters merged) -> from_pretrained -> the trained module's logits."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    _, results = runs
+    work = Path(results["workdir"])
+    ckpt = work / run / "checkpoints" / "step000002.ckpt"
+    assert (ckpt / "latest").is_file() and len(list((ckpt / "checkpoint").glob("*optim_states.pt"))) == 2
+    done = subprocess.run(
+        [sys.executable, "-m", "ifpo.scale.export", str(ckpt), str(tmp_path / "hf")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert not any("lora" in n for n, _ in loaded.named_parameters())
+    with torch.no_grad():
+        exported = loaded(input_ids=torch.tensor([list(range(5, 37))])).logits.float()
+    trained = torch.load(work / f"{run}_step2_logits.pt", weights_only=True)
+    assert (exported - trained).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("which", ["export_full", "export_lora"])

@@ -69,14 +69,26 @@ def fit(
     return cfg, module, datamodule, trainer, recorder
 
 
-def logits_match(module, datamodule, cfg, export_dir: Path) -> dict:
+IDS = torch.tensor([list(range(5, 37))])
+
+
+def trained_logits(module, save_to: Path | None = None) -> torch.Tensor:
+    """The trained policy's logits on fixed ids (every rank runs the forward: ZeRO-3 gathers);
+    rank 0 saves them for the export-from-checkpoint tests of test_zero3_cpu.py."""
+    module.eval()
+    with torch.no_grad():
+        logits = module.policy(input_ids=IDS).logits.float()
+    if save_to is not None and module.global_rank == 0:
+        torch.save(logits, save_to)
+    return logits
+
+
+def logits_match(module, datamodule, cfg, export_dir: Path, save_to: Path | None = None) -> dict:
     """Export the policy (all ranks gather), reload it with from_pretrained, compare logits."""
     from ifpo.models.loading import load_tokenizer
 
-    module.eval()
-    ids = torch.tensor([list(range(5, 37))])
-    with torch.no_grad():
-        trained = module.policy(input_ids=ids).logits.float()
+    ids = IDS
+    trained = trained_logits(module, save_to)
     path = export_hf(module.policy, export_dir, load_tokenizer(cfg.model), module.peft_cfg)
     if path is None:
         return {}
@@ -105,8 +117,9 @@ def main() -> None:
 
     # RPO: 2 steps, sharded checkpoint, then resume to step 3 in a fresh trainer.
     rpo = head_overrides("rpo") + ["callbacks.model_checkpoint.every_n_train_steps=2"]
-    _, _, _, _, rec = fit(out / "rpo", data_dir, tiny, pretrained, rpo + ["trainer.max_steps=2"])
+    _, module, _, _, rec = fit(out / "rpo", data_dir, tiny, pretrained, rpo + ["trainer.max_steps=2"])
     ckpt = out / "rpo" / "checkpoints" / "step000002.ckpt"  # a DeepSpeed checkpoint is a folder of shards
+    trained_logits(module, out / "rpo_step2_logits.pt")  # what exporting that folder must reproduce
     results["losses"]["rpo"] = rec.losses
     results["checkpoint_files"] = (
         sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*") if p.is_file()) if ckpt.is_dir() else []
@@ -138,12 +151,13 @@ def main() -> None:
 
     # LoRA with the adapter-disabled reference (no second model): train 2 steps, export merged.
     cfg, module, dm, trainer, rec = fit(
-        out / "lora", data_dir, tiny, pretrained, lora + ["ref.mode=adapter", "trainer.max_steps=2"]
-    )
+        out / "lora", data_dir, tiny, pretrained,
+        lora + ["ref.mode=adapter", "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2"],
+    )  # fmt: skip
     results["losses"]["rpo_lora_adapter"] = rec.losses
     results["lora_shards"] = shard_sizes(module.policy)
     results["lora_reference_is_none"] = module.reference is None
-    results["export_lora"] = logits_match(module, dm, cfg, out / "export_lora")
+    results["export_lora"] = logits_match(module, dm, cfg, out / "export_lora", out / "lora_step2_logits.pt")
 
     if trainer.global_rank == 0:
         (out / "results.json").write_text(json.dumps(results, indent=1))

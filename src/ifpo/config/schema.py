@@ -21,6 +21,7 @@ class Dtype(str, Enum):
 
 
 class AttnImplementation(str, Enum):
+    auto = "auto"  # flash_attention_2 where flash-attn, CUDA and 16-bit weights allow, else sdpa
     sdpa = "sdpa"
     eager = "eager"
     flash_attention_2 = "flash_attention_2"
@@ -110,6 +111,9 @@ class DataConfig:
     max_prompt_length: int = 768
     on_error: OnError = OnError["raise"]  # type: ignore[valid-type]
     batch_size: int = 8
+    # examples per optimizer step; null: trainer.accumulate_grad_batches as given. Set, it derives
+    # the accumulation from nodes x devices x batch_size (ifpo.training.batching).
+    global_batch_size: int | None = None
     eval_batch_size: int = 8
     num_workers: int = 0
     shuffle: bool = True

@@ -19,6 +19,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ifpo.models.attn_choice import resolve_attn_implementation
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -42,7 +44,7 @@ def load_tokenizer(model_cfg: Any) -> PreTrainedTokenizerBase:
 def build_causal_lm(model_cfg: Any, name_or_path: str | None = None) -> PreTrainedModel:
     """Load pretrained weights, or random-init from `model.config` when no weights are named."""
     dtype = DTYPES[_get(model_cfg, "dtype", "float32")]
-    attn = _get(model_cfg, "attn_implementation", "sdpa")
+    attn = resolve_attn_implementation(_get(model_cfg, "attn_implementation", "sdpa"), _get(model_cfg, "dtype", "float32"))
     trust = bool(_get(model_cfg, "trust_remote_code"))
     source = name_or_path or _get(model_cfg, "name_or_path")
     if source:

@@ -1,5 +1,9 @@
 """Decoder-only transformer shapes as plain data, with exact parameter counts.
 
+Llama, Qwen2, Mistral and Gemma-2 share this layout (Gemma-2 adds two more RMSNorms per layer
+and ties its embeddings; Qwen2 biases q/k/v); :func:`arch_from_hf_config` reads any of them
+from a model's config.json, so the planner covers every checkpoint of these families.
+
 The memory planner must work for 70B models on a laptop, so it never builds a model:
 it derives every parameter count from the handful of shape numbers in :class:`ArchSpec`.
 The formulas are checked against transformers' own modules (built on the meta device)
@@ -14,14 +18,18 @@ Counted modules (Llama / Qwen2 family: GQA attention, SwiGLU MLP, RMSNorm, no ML
       o_proj          heads*head_dim * hidden      (never biased)
       gate/up_proj    hidden * mlp                 (each)
       down_proj       mlp * hidden
-      2 RMSNorms      2 * hidden                   (weight only)
+      RMSNorms        norms * hidden               (weight only; 2, or 4 in Gemma-2)
     final RMSNorm     hidden
     lm_head           vocab * hidden               (0 when tied to the embeddings)
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 #: Linear modules inside one decoder layer, as named in transformers' Llama/Qwen2 code.
 ATTENTION_LINEARS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -43,6 +51,8 @@ class ArchSpec:
     tied_embeddings: bool = False
     head_dim: int | None = None
     qkv_bias: bool = False
+    norms_per_layer: int = 2
+    model_type: str = "llama"  # transformers' model_type: the family a tiny stand-in is built from
 
     def __post_init__(self) -> None:
         if self.heads % self.kv_heads != 0:
@@ -94,7 +104,8 @@ class ArchSpec:
         return 3 * self.hidden * self.mlp
 
     def norm_params_per_layer(self) -> int:
-        return 2 * self.hidden  # input_layernorm + post_attention_layernorm
+        # input_layernorm + post_attention_layernorm (+ pre/post_feedforward_layernorm in Gemma-2)
+        return self.norms_per_layer * self.hidden
 
     def params_per_layer(self) -> int:
         return self.attention_params_per_layer() + self.mlp_params_per_layer() + self.norm_params_per_layer()
@@ -139,15 +150,69 @@ LLAMA_3_1_70B = ArchSpec(
     name="llama-3.1-70b", hidden=8192, layers=80, heads=64, kv_heads=8, mlp=28672, vocab=128256
 )
 QWEN2_7B = ArchSpec(
-    name="qwen2-7b", hidden=3584, layers=28, heads=28, kv_heads=4, mlp=18944, vocab=152064, qkv_bias=True
+    name="qwen2-7b", hidden=3584, layers=28, heads=28, kv_heads=4, mlp=18944, vocab=152064, qkv_bias=True,
+    model_type="qwen2",
 )
 
 PRESETS: dict[str, ArchSpec] = {a.name: a for a in (LLAMA_3_1_8B, LLAMA_3_1_70B, QWEN2_7B)}
 
 
+#: transformers model_type -> (norms per layer, q/k/v always biased). Other families are refused:
+#: their layers differ (MoE, parallel blocks, ...) and the counts here would be wrong.
+FAMILIES: dict[str, tuple[int, bool]] = {"llama": (2, False), "mistral": (2, False), "qwen2": (2, True), "gemma2": (4, False)}
+
+
+def arch_from_hf_config(config: Mapping[str, Any], name: str) -> ArchSpec:
+    """ArchSpec from a transformers config.json of a Llama / Qwen2 / Mistral / Gemma-2 model."""
+    model_type = str(config.get("model_type", ""))
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"{name}: model_type {model_type!r} is not one the planner models; supported: {sorted(FAMILIES)}"
+        )
+    if config.get("mlp_bias"):
+        raise ValueError(f"{name}: mlp_bias=true is not modelled by the planner")
+    norms, qkv_bias = FAMILIES[model_type]
+    heads = int(config["num_attention_heads"])
+    # Gemma-2 ties its embeddings unless told otherwise; the Llama family defaults to untied.
+    tied_default = model_type == "gemma2"
+    return ArchSpec(
+        name=name,
+        hidden=int(config["hidden_size"]),
+        layers=int(config["num_hidden_layers"]),
+        heads=heads,
+        kv_heads=int(config.get("num_key_value_heads") or heads),
+        mlp=int(config["intermediate_size"]),
+        vocab=int(config["vocab_size"]),
+        tied_embeddings=bool(config.get("tie_word_embeddings", tied_default)),
+        head_dim=config.get("head_dim"),
+        qkv_bias=qkv_bias or bool(config.get("attention_bias", False)),
+        norms_per_layer=norms,
+        model_type=model_type,
+    )
+
+
+def arch_from_path(path: str | Path) -> ArchSpec:
+    """ArchSpec from a model folder or its config.json (nothing downloaded, no weights read)."""
+    path = Path(path)
+    config_file = path / "config.json" if path.is_dir() else path
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path}: no config.json (give a model folder or its config.json)")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    name = config_file.parent.name or config_file.stem
+    try:
+        return arch_from_hf_config(config, name)
+    except KeyError as err:
+        raise ValueError(f"{config_file}: missing field {err.args[0]!r}") from None
+
+
 def get_arch(name: str) -> ArchSpec:
-    """Look up a preset by case-insensitive name (e.g. ``llama-3.1-70b``)."""
+    """A preset by case-insensitive name (e.g. ``llama-3.1-70b``), or a folder / config.json path."""
     key = name.lower()
-    if key not in PRESETS:
-        raise KeyError(f"unknown architecture {name!r}; presets: {sorted(PRESETS)}")
-    return PRESETS[key]
+    if key in PRESETS:
+        return PRESETS[key]
+    if Path(name).exists():
+        return arch_from_path(name)
+    raise KeyError(f"unknown architecture {name!r}; presets: {sorted(PRESETS)}, or a path to a config.json")

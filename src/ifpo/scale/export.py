@@ -1,29 +1,49 @@
 """Export the trained policy as a Hugging Face folder (safetensors + config + tokenizer).
 
-Works for a plain, a DDP and a ZeRO-3-partitioned policy: parameters are gathered one at a
-time (never the whole model on a GPU) into a CPU state dict on rank 0, which loads it into a
-model skeleton built on the meta device. LoRA adapters are merged into the base weights with
-PEFT's `merge_and_unload`, so the folder is a plain model that `from_pretrained` loads.
-Every rank must call :func:`export_hf` (the gathers are collective); rank 0 writes.
-Rank 0 needs host RAM for one full copy of the weights (about 140 GB for 70B in bf16).
+Two ways in, one way out:
+
+* in-process (:func:`export_hf`, used by `export.at_end=true`): parameters are gathered one at a
+  time under ZeRO-3 (never the whole model on a GPU) into a CPU state dict on rank 0;
+* from a checkpoint (:func:`export_checkpoint`, `python -m ifpo.scale.export CKPT OUT`): a
+  single-file Lightning `.ckpt`, or a DeepSpeed ZeRO-3 checkpoint *directory*, whose shards
+  DeepSpeed's own `get_fp32_state_dict_from_zero_checkpoint` consolidates (trainable fp32 master
+  weights plus the frozen base when LoRA kept it in the checkpoint).
+
+Either way the weights load into a model skeleton built on the meta device from the run's own
+`model` / `peft` hyper-parameters (saved in the checkpoint; else the run folder's
+`.hydra/config.yaml`), LoRA adapters are merged with PEFT's `merge_and_unload`, and the folder is a
+plain model that `from_pretrained` loads. Rank 0 needs host RAM for one full copy of the weights
+(about 141 GB for 70B in bf16; the planner's "host RAM per node" includes it).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerBase
 
 from ifpo.scale.lora import lora_config, peft_enabled
+
+log = logging.getLogger(__name__)
+
+POLICY_PREFIX = "policy."
+WRAPPER_PREFIX = "_forward_module."  # Lightning < 2.1 DeepSpeed checkpoints
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ExportError(ValueError):
+    """A checkpoint cannot be exported: missing, unreadable, or not an ifpo training checkpoint."""
 
 
 def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
+# -- in-process -----------------------------------------------------------------------------
 def gathered_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Full CPU copies of every parameter and persistent buffer on rank 0 ({} on other ranks)."""
     partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
@@ -52,32 +72,48 @@ def export_hf(
     tokenizer: PreTrainedTokenizerBase | None,
     peft_cfg: Mapping[str, Any] | None = None,
 ) -> Path | None:
-    """Write `policy` (LoRA merged) to `out_dir`; returns the folder on rank 0, None elsewhere."""
+    """Write `policy` (LoRA merged) to `out_dir`; every rank must call it (the gathers are collective).
+
+    Returns the folder on rank 0, None elsewhere.
+    """
     state = gathered_state_dict(policy)
     if _rank() != 0:
         return None
     base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
-    config = base.config
     dtype = next(iter(state.values())).dtype if state else torch.float32
+    return write_hf_folder(state, base.config, peft_cfg, out_dir, tokenizer, dtype)
+
+
+def write_hf_folder(
+    state: Mapping[str, torch.Tensor],
+    config: Any,
+    peft_cfg: Mapping[str, Any] | None,
+    out_dir: str | Path,
+    tokenizer: PreTrainedTokenizerBase | None,
+    dtype: torch.dtype,
+) -> Path:
+    """Load a policy state dict (PEFT-wrapped names when LoRA is on) into a meta skeleton, merge, save."""
     with torch.device("meta"):
         skeleton: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    tied = set(getattr(skeleton, "_tied_weights_keys", None) or [])
     if peft_enabled(peft_cfg):
         from peft import get_peft_model
 
         skeleton = get_peft_model(skeleton, lora_config(peft_cfg))
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     result = skeleton.load_state_dict(state, strict=False, assign=True)
-    tied = set(getattr(base, "_tied_weights_keys", None) or [])
     missing = [k for k in result.missing_keys if not any(k.endswith(t) for t in tied)]
     if missing or result.unexpected_keys:
-        raise ValueError(
-            f"export: state dict does not match the model (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
+        raise ExportError(
+            f"export: state dict does not match the model (missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]})"
         )
     if peft_enabled(peft_cfg):
         skeleton = skeleton.merge_and_unload()  # W <- W + (alpha / r) * B @ A, adapters removed
     skeleton.tie_weights()
     meta = [n for n, p in skeleton.named_parameters() if p.is_meta]
     if meta:
-        raise ValueError(f"export: parameters never received weights: {meta[:5]}")
+        raise ExportError(f"export: parameters never received weights: {meta[:5]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     skeleton.save_pretrained(out, safe_serialization=True)
@@ -86,41 +122,120 @@ def export_hf(
     return out
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """Export a single-file training checkpoint (`last.ckpt`) to a Hugging Face folder.
+# -- from a checkpoint ----------------------------------------------------------------------
+def _hydra_run_config(checkpoint: Path) -> dict[str, Any]:
+    """model/peft from the run folder's .hydra/config.yaml (checkpoints/<ckpt> -> run folder)."""
+    from omegaconf import OmegaConf
 
-    The model is rebuilt from the `model` config saved in the checkpoint. A DeepSpeed
-    checkpoint is a folder: consolidate it first with the `zero_to_fp32.py` that DeepSpeed
-    writes into it, or export in-process with :func:`export_hf`.
-    """
-    from ifpo.eval.checkpoint import CheckpointError, checkpoint_model_config, load_policy
+    for folder in list(checkpoint.parents)[:3]:
+        config_file = folder / ".hydra" / "config.yaml"
+        if config_file.is_file():
+            cfg = OmegaConf.load(config_file)
+            try:
+                return {
+                    "model": OmegaConf.to_container(cfg.model, resolve=True),
+                    "peft": OmegaConf.to_container(cfg.get("peft") or {}, resolve=True),
+                    "source": str(config_file),
+                }
+            except Exception as exc:  # an interpolation only the original run could resolve
+                raise ExportError(f"{config_file}: cannot resolve model/peft ({exc})") from exc
+    return {}
 
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        raise CheckpointError(
-            f"{checkpoint} is a sharded DeepSpeed checkpoint folder; run "
-            f"`python {checkpoint}/zero_to_fp32.py {checkpoint} consolidated.ckpt` first"
+
+def _hyper_parameters(checkpoint: Path, saved: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model config, peft config): from the checkpoint's hyper-parameters, else the run's .hydra config."""
+    if isinstance(saved, Mapping) and isinstance(saved.get("model"), Mapping):
+        return dict(saved["model"]), dict(saved.get("peft") or {})
+    run = _hydra_run_config(checkpoint)
+    if run:
+        log.info("export: hyper-parameters from %s", run["source"])
+        return dict(run["model"]), dict(run["peft"])
+    raise ExportError(
+        f"{checkpoint}: no saved hyper-parameters (hyper_parameters.model) and no .hydra/config.yaml in "
+        "the run folder above it; not an ifpo training checkpoint?"
+    )
+
+
+def _read_deepspeed_dir(checkpoint: Path) -> tuple[dict[str, torch.Tensor], Any]:
+    """Consolidated weights and Lightning's client state (hyper-parameters) of a ZeRO checkpoint folder."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    if not (checkpoint / "latest").is_file():
+        raise ExportError(
+            f"{checkpoint}: a folder but not a complete DeepSpeed checkpoint (no 'latest' file naming its tag)"
         )
-    model_cfg = checkpoint_model_config(checkpoint)
-    if model_cfg is None:
-        raise CheckpointError(f"{checkpoint}: no saved model config (hyper_parameters.model); not an ifpo checkpoint?")
-    model, tokenizer = load_policy(model_cfg, checkpoint)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    tag = (checkpoint / "latest").read_text().strip()
+    model_states = sorted((checkpoint / tag).glob("*mp_rank_00_model_states.pt"))
+    if not model_states:
+        raise ExportError(f"{checkpoint / tag}: no *_model_states.pt shard (incomplete checkpoint?)")
+    # Our own checkpoint: DeepSpeed's model-states file pickles its config objects, so it needs the
+    # full unpickler (as DeepSpeed itself uses to load it).
+    client = torch.load(model_states[0], map_location="cpu", weights_only=False)
+    state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag=tag)
+    return state, client.get("hyper_parameters")
+
+
+def _read_file(checkpoint: Path) -> tuple[dict[str, torch.Tensor], Any]:
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ExportError(f"{checkpoint}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ExportError(f"{checkpoint}: not a Lightning checkpoint (no 'state_dict')")
+    return ckpt["state_dict"], ckpt.get("hyper_parameters")
+
+
+def policy_weights(state: Mapping[str, torch.Tensor], checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The `policy.*` entries with the prefix removed (the reference, if saved, is dropped)."""
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix(WRAPPER_PREFIX)
+        if key.startswith(POLICY_PREFIX):
+            out[key[len(POLICY_PREFIX) :]] = value
+    if not out:
+        prefixes = sorted({k.split(".", 1)[0] for k in state})
+        raise ExportError(f"{checkpoint}: no '{POLICY_PREFIX}*' weights (found prefixes {prefixes})")
     return out
 
 
-def main() -> None:
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Export a training checkpoint, single file or ZeRO-3 folder, full or LoRA (merged), to `out_dir`."""
+    from ifpo.models.loading import load_tokenizer
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise ExportError(f"{checkpoint}: checkpoint not found")
+    state, saved = _read_deepspeed_dir(checkpoint) if checkpoint.is_dir() else _read_file(checkpoint)
+    model_cfg, peft_cfg = _hyper_parameters(checkpoint, saved)
+    weights = policy_weights(state, checkpoint)
+    source = model_cfg.get("config") or model_cfg.get("name_or_path")
+    if not source:
+        raise ExportError(f"{checkpoint}: the saved model config names neither model.config nor model.name_or_path")
+    config = AutoConfig.from_pretrained(str(source), trust_remote_code=bool(model_cfg.get("trust_remote_code")))
+    dtype = DTYPES[str(model_cfg.get("dtype") or "float32")]
+    tokenizer = load_tokenizer(model_cfg)
+    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype)
+
+
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Export a training checkpoint to a Hugging Face folder.")
-    parser.add_argument("checkpoint", help="a Lightning .ckpt written by train.py")
+    parser = argparse.ArgumentParser(
+        prog="python -m ifpo.scale.export",
+        description="Export a training checkpoint (a .ckpt file or a DeepSpeed ZeRO-3 checkpoint folder, "
+        "full or LoRA) to a Hugging Face folder that from_pretrained loads.",
+    )
+    parser.add_argument("checkpoint", help="a Lightning .ckpt or a ZeRO-3 checkpoint folder written by train.py")
     parser.add_argument("out_dir", help="folder to write (safetensors, config, tokenizer)")
-    args = parser.parse_args()
-    print(f"exported to {export_checkpoint(args.checkpoint, args.out_dir)}")
+    args = parser.parse_args(argv)
+    try:
+        out = export_checkpoint(args.checkpoint, args.out_dir)
+    except ExportError as err:
+        print(f"error: {err}", flush=True)
+        return 2
+    print(f"exported to {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

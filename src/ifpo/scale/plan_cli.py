@@ -9,15 +9,13 @@ from the local config.json of `model.config`, so nothing is downloaded or built.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ifpo.scale.architectures import ALL_LINEAR, ArchSpec, get_arch
+from ifpo.scale.architectures import ALL_LINEAR, ArchSpec, arch_from_path, get_arch
 from ifpo.scale.deepspeed_config import offload_device
 from ifpo.scale.planner import PlanSettings, format_plan, plan, sequences_per_forward
 
@@ -26,23 +24,6 @@ log = logging.getLogger(__name__)
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
-
-
-def arch_from_hf_config(config: Mapping[str, Any], name: str) -> ArchSpec:
-    """ArchSpec from a transformers config.json (Llama/Qwen2/Mistral field names)."""
-    heads = int(config["num_attention_heads"])
-    return ArchSpec(
-        name=name,
-        hidden=int(config["hidden_size"]),
-        layers=int(config["num_hidden_layers"]),
-        heads=heads,
-        kv_heads=int(config.get("num_key_value_heads") or heads),
-        mlp=int(config["intermediate_size"]),
-        vocab=int(config["vocab_size"]),
-        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
-        head_dim=config.get("head_dim"),
-        qkv_bias=bool(config.get("attention_bias", False)) or config.get("model_type") == "qwen2",
-    )
 
 
 def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | None:
@@ -57,13 +38,13 @@ def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | Non
         if not source:
             continue
         path = Path(str(source))
-        path = path / "config.json" if path.is_dir() else path
-        if path.is_file():
-            return arch_from_hf_config(json.loads(path.read_text()), path.parent.name)
+        if (path / "config.json").is_file() or path.is_file():
+            return arch_from_path(path)
     if required:
         raise ValueError(
             "plan=true needs the architecture without downloading: set model.arch to a preset "
-            "(llama-3.1-8b, llama-3.1-70b, qwen2-7b) or {hidden, layers, heads, kv_heads, mlp, vocab}, "
+            "(llama-3.1-8b, llama-3.1-70b, qwen2-7b), a local config.json path, or "
+            "{hidden, layers, heads, kv_heads, mlp, vocab}, "
             "or point model.config / model.name_or_path at a local folder with config.json"
         )
     return None
@@ -98,8 +79,10 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
         flash_attention=str(_value(model.get("attn_implementation", "sdpa"))) != "eager",
         logprob_chunk_tokens=int(model.get("logprob_chunk_size", 1024)) or None,
         param_bytes=4 if dtype == "float32" else 2,
+        activation_bytes=4 if dtype == "float32" else 2,
         grad_bytes=4 if dtype == "float32" else 2,
         cpu_memory_gib=cluster.get("cpu_memory_gib"),
+        max_live_parameters=int((ds.get("zero_optimization") or {}).get("stage3_max_live_parameters", 1e9)),
     )
 
 
@@ -117,4 +100,6 @@ def run_plan(cfg: DictConfig) -> dict[str, float]:
         "plan/fits": float(result.fits),
         "plan/smallest_nodes": float(result.smallest_nodes or 0),
         "plan/cpu_per_node_gib": result.cpu_per_node,
+        "plan/host_per_node_gib": result.host_per_node,
+        "plan/slurm_mem_gb": float(result.slurm_mem_gb),
     }

@@ -13,10 +13,14 @@ largest single module, ``param_bytes``=2 for bf16, ``optimizer_bytes``=12 for fp
     gradients    grad_bytes * T / N             (0 on GPU with offload_optimizer=cpu)
     optimizer    optimizer_bytes * T / N        (0 on GPU with offload_optimizer=cpu)
     gather       ZeRO-3 only: L gathered in bf16 plus its bf16 grads when trained (4*L, as DeepSpeed)
+    live params  ZeRO-3 only: param_bytes * (min(stage3_max_live_parameters, params run) - L)
     reference    copy: param_bytes * P / N; adapter/precomputed/none: 0
     activations  see :func:`activation_bytes`
     logprobs     see :func:`logprob_workspace_bytes`
+    LM-head grad full fine-tuning: 4 * vocab * hidden (the chunked backward's fp32 weight gradient)
     overhead     CUDA context + NCCL buffers + allocator slack, a constant
+    host RAM     per node: offloaded states + param_bytes * P on rank 0 (from_pretrained, export)
+                 + a per-rank process allowance; ``slurm_mem_gb`` is what SLURM should grant
 
 With ZeRO stage 0 (plain DDP) N is 1 for every model-state term. Offloaded optimizer states
 live on CPU with fp32 gradients (DeepSpeedCPUAdam steps in fp32), offloaded params in bf16.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -69,11 +74,14 @@ class PlanSettings:
     flash_attention: bool = True
     logprob_chunk_tokens: int | None = 1024  # None = naive full-sequence logits
     param_bytes: int = 2  # bf16 weights
+    activation_bytes: int = 2  # bf16 activations (4 when the model computes in fp32)
     grad_bytes: int = 2  # bf16 gradients (DeepSpeed's estimator assumes 4)
     optimizer_bytes: int = 12  # fp32 master weights + Adam m + Adam v
     overhead_gib: float = 3.0
     cpu_memory_gib: float | None = None  # per node; None = do not check CPU memory
     cpu_buffer_factor: float = 1.5  # DeepSpeed's additional_buffer_factor for pinned buffers
+    host_overhead_gib_per_rank: float = 4.0
+    max_live_parameters: int = 1_000_000_000  # DeepSpeed's stage3_max_live_parameters (elements)  # per training process: Python, torch/CUDA host state, loader workers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))  # Hydra passes lists
@@ -125,15 +133,19 @@ class MemoryPlan:
     gradients: float
     optimizer_states: float
     gather_buffer: float
+    live_parameters: float
     reference_model: float
     activations: float
     activations_no_checkpointing: float
     activations_checkpointing: float
     logprob_workspace: float
     logprob_workspace_naive: float
+    lm_head_gradient: float
     overhead: float
     total: float
     cpu_per_node: float
+    host_full_state_dict: float
+    host_per_node: float
     fits_gpu: bool
     fits_cpu: bool
     smallest_nodes: int | None = field(default=None)
@@ -143,31 +155,58 @@ class MemoryPlan:
         return self.fits_gpu and self.fits_cpu
 
     @property
+    def slurm_mem_gb(self) -> int:
+        """`--mem` / `mem_gb` for SLURM (decimal GB, rounded up) covering :attr:`host_per_node`."""
+        return math.ceil(self.host_per_node * GIB / 1e9)
+
+    @property
     def model_states(self) -> float:
         """Parameters + gradients + optimizer + ZeRO-3 gather buffer (what DeepSpeed estimates)."""
         return self.parameters + self.gradients + self.optimizer_states + self.gather_buffer
 
 
-def activation_bytes(arch: ArchSpec, settings: PlanSettings, checkpointing: bool) -> float:
-    """Activation memory for one micro-batch, after Korthikanti et al. 2022 ("Reducing Activation
-    Recomputation in Large Transformer Models", eq. 2, no tensor parallelism, 16-bit activations).
+def layer_activation_bytes_per_token(arch: ArchSpec, act_bytes: int, flash: bool, seq_len: int) -> dict[str, float]:
+    """Bytes per token of one Llama-style decoder layer during its backward, by part.
 
-    Per layer per token (h = hidden, a = heads, s = seq_len):
-        without flash attention: 34*h + 5*a*s bytes   (5*a*s: attention scores, softmax, dropout mask)
-        with flash attention:    34*h bytes           (the s x s matrices are never stored)
-    Without checkpointing: layers * tokens * per_layer_token.
-    With full-layer checkpointing only each layer's bf16 input is kept (2*h per token per layer),
-    plus one layer's full activations while it is recomputed during backward:
-        layers * tokens * 2*h + tokens * per_layer_token.
-    The 34*h constant was derived for a GPT MLP of 4h and MHA; it is a standard estimate, not exact
-    for SwiGLU/GQA.
+    Derived for transformers' Llama/Qwen2/Mistral layer (h = hidden, kv = KV width, m = MLP width,
+    a = activation bytes, 2 in bf16). What autograd keeps from the forward ("saved"):
+        2 RMSNorms   transformers upcasts to fp32: fp32 input 4h + normalised output a*h, each   12h
+        attention    q, k, v after RoPE a(h + 2kv) (SDPA/flash keep them), the attention
+                     output a*h and its reshaped copy that o_proj keeps, a*h               a(3h + 2kv)
+        SwiGLU MLP   gate out, up out, silu(gate), silu(gate)*up: 4 x a*m                     4am
+        no flash     + scores, softmax and its dropout mask: 5 * heads * seq_len bytes (Korthikanti)
+    and what backward allocates on top while it runs through the layer ("transient"):
+        MLP grads    grads of the product, gate and up outputs alive at once: 3 x a*m         3am
+        norm grad    fp32 gradient inside the RMSNorm backward                                4h
+        residual     grads of the layer output, the mid-layer residual and the layer input   3ah
+    With Llama-3.1 shapes (kv = h/4, m = 3.5h, a = 2) that is 12h + 7h + 28h saved plus
+    21h + 4h + 6h transient = 78h per token, about 80h. The 34h of Korthikanti et al. 2022
+    (eq. 2) is for a GPT layer (4h GELU MLP, MHA, 16-bit LayerNorm) and underestimates a SwiGLU
+    layer with fp32 norms by more than 2x.
     """
-    h, a, s = arch.hidden, arch.heads, settings.seq_len
-    per_layer_token = 34 * h + (0 if settings.flash_attention else 5 * a * s)
+    h, kv, m, a = arch.hidden, arch.kv_dim, arch.mlp, act_bytes
+    saved = arch.norms_per_layer * (4 * h + a * h) + a * (3 * h + 2 * kv) + 4 * a * m
+    if not flash:
+        saved += 5 * arch.heads * seq_len
+    transient = 3 * a * m + 4 * h + 3 * a * h
+    return {"saved": float(saved), "transient": float(transient)}
+
+
+def activation_bytes(arch: ArchSpec, settings: PlanSettings, checkpointing: bool) -> float:
+    """Activation memory for one micro-batch (see :func:`layer_activation_bytes_per_token`).
+
+    Without checkpointing every layer keeps its saved activations and one layer at a time adds
+    the backward transients: tokens * (layers * saved + transient).
+    With full-layer checkpointing each layer keeps only its input (a*h per token) and one layer
+    is recomputed, saved and transient, during backward:
+        layers * tokens * a*h + tokens * (saved + transient).
+    """
+    a = settings.activation_bytes
+    per = layer_activation_bytes_per_token(arch, a, settings.flash_attention, settings.seq_len)
     tokens = settings.tokens
     if checkpointing:
-        return arch.layers * tokens * 2 * h + tokens * per_layer_token
-    return arch.layers * tokens * per_layer_token
+        return arch.layers * tokens * a * arch.hidden + tokens * (per["saved"] + per["transient"])
+    return tokens * (arch.layers * per["saved"] + per["transient"])
 
 
 def logprob_workspace_bytes(arch: ArchSpec, settings: PlanSettings, chunk_tokens: int | None) -> float:
@@ -206,9 +245,28 @@ def _gpu_and_cpu_bytes(arch: ArchSpec, s: PlanSettings) -> dict[str, float]:
         # DeepSpeed's estimator: 4 bytes * largest layer = bf16 gathered weights + bf16 grads.
         # A frozen base (LoRA) produces no weight grads for it.
         gather = s.param_bytes * largest * (1 if lora else 2)
+        # DeepSpeed releases a gathered parameter only once stage3_max_live_parameters elements are
+        # live (and not if reused soon), so up to that many stay gathered through the forward and
+        # backward of the policy (and the reference copy, same engine): beyond the largest module
+        # already counted, that is min(max_live, params run) - largest more weights in param dtype.
+        run = total * (2 if s.reference == "copy" else 1)
+        live = s.param_bytes * max(0, min(s.max_live_parameters, run) - largest)
+    else:
+        live = 0.0
 
     acts_ckpt = activation_bytes(arch, s, checkpointing=True)
     acts_full = activation_bytes(arch, s, checkpointing=False)
+    # The chunked log-prob backward (ifpo.models.logprobs) accumulates the LM head's weight gradient
+    # over all chunks in one fp32 vocab x hidden buffer, on every GPU, whenever the head is trained
+    # (full fine-tuning; LoRA's all-linear leaves lm_head frozen).
+    lm_head_grad = 4.0 * arch.vocab * arch.hidden if not lora else 0.0
+    # Host RAM per node: the offloaded states, one full copy of the weights in param dtype on rank 0
+    # (from_pretrained under ZeRO-3 reads the whole state dict there before scattering it, and the
+    # HF export gathers it there again at the end, while the training states are still resident),
+    # and each rank's own process memory.
+    offload = cpu_per_gpu * s.gpus_per_node * s.cpu_buffer_factor
+    full_copy = float(s.param_bytes * total)
+    host = offload + full_copy + s.gpus_per_node * s.host_overhead_gib_per_rank * GIB
     return {
         "total_params": total,
         "trainable_params": trainable,
@@ -216,20 +274,24 @@ def _gpu_and_cpu_bytes(arch: ArchSpec, s: PlanSettings) -> dict[str, float]:
         "gradients": grads,
         "optimizer_states": optim,
         "gather_buffer": gather,
+        "live_parameters": live,
         "reference_model": ref,
         "activations": acts_ckpt if s.gradient_checkpointing else acts_full,
         "activations_no_checkpointing": acts_full,
         "activations_checkpointing": acts_ckpt,
         "logprob_workspace": logprob_workspace_bytes(arch, s, s.logprob_chunk_tokens),
         "logprob_workspace_naive": logprob_workspace_bytes(arch, s, None),
+        "lm_head_gradient": lm_head_grad,
         "overhead": s.overhead_gib * GIB,
-        "cpu_per_node": cpu_per_gpu * s.gpus_per_node * s.cpu_buffer_factor,
+        "cpu_per_node": offload,
+        "host_full_state_dict": full_copy,
+        "host_per_node": host,
     }
 
 
 _TOTAL_TERMS = (
-    "parameters", "gradients", "optimizer_states", "gather_buffer",
-    "reference_model", "activations", "logprob_workspace", "overhead",
+    "parameters", "gradients", "optimizer_states", "gather_buffer", "live_parameters",
+    "reference_model", "activations", "logprob_workspace", "lm_head_gradient", "overhead",
 )  # fmt: skip
 
 
@@ -237,7 +299,7 @@ def _plan_one(arch: ArchSpec, settings: PlanSettings) -> MemoryPlan:
     b = _gpu_and_cpu_bytes(arch, settings)
     gib = {k: v / GIB for k, v in b.items() if k not in ("total_params", "trainable_params")}
     total = sum(gib[k] for k in _TOTAL_TERMS)
-    cpu_ok = settings.cpu_memory_gib is None or gib["cpu_per_node"] <= settings.cpu_memory_gib
+    cpu_ok = settings.cpu_memory_gib is None or gib["host_per_node"] <= settings.cpu_memory_gib
     return MemoryPlan(
         arch=arch,
         settings=settings,
@@ -296,11 +358,14 @@ def format_plan(p: MemoryPlan) -> str:
         ("optimizer states", p.optimizer_states,
          "on CPU" if s.offload_optimizer == "cpu" else f"fp32 master+Adam {states_note}"),
         ("ZeRO-3 gather buffer", p.gather_buffer, "largest module, gathered"),
+        ("ZeRO-3 live params", p.live_parameters, f"kept gathered up to max_live {s.max_live_parameters:.0e}"),
         ("reference model", p.reference_model, s.reference),
         ("activations", p.activations,
          (f"ckpt {'on' if s.gradient_checkpointing else 'off'}; "
          f"on {p.activations_checkpointing:.2f} / off {p.activations_no_checkpointing:.2f}")),
         ("log-prob workspace", p.logprob_workspace, f"naive full logits {p.logprob_workspace_naive:.2f}"),
+        ("LM-head gradient", p.lm_head_gradient, "fp32 vocab x hidden, chunked backward" if p.lm_head_gradient
+         else "head frozen"),
         ("CUDA/NCCL overhead", p.overhead, "constant"),
     ]  # fmt: skip
     for name, gib, note in rows:
@@ -315,13 +380,12 @@ def format_plan(p: MemoryPlan) -> str:
     lines.append(
         f"{verdict}: {p.total:.2f} / {s.gpu_memory_gib:g} GiB per GPU on {s.nodes}x{s.gpus_per_node} GPUs"
     )
-    if p.cpu_per_node:
-        limit = (
-            ""
-            if s.cpu_memory_gib is None
-            else f" of {s.cpu_memory_gib:g} GiB ({'ok' if p.fits_cpu else 'too much'})"
-        )
-        lines.append(f"CPU memory per node for offload: {p.cpu_per_node:.2f} GiB{limit}")
+    limit = "" if s.cpu_memory_gib is None else f" of {s.cpu_memory_gib:g} GiB ({'ok' if p.fits_cpu else 'too much'})"
+    lines.append(
+        f"host RAM per node: {p.host_per_node:.2f} GiB{limit} = offloaded states {p.cpu_per_node:.2f} + "
+        f"rank-0 full weights for from_pretrained/export {p.host_full_state_dict:.2f} + "
+        f"{s.gpus_per_node} ranks x {s.host_overhead_gib_per_rank:g}; SLURM mem_gb={p.slurm_mem_gb}"
+    )
     if p.smallest_nodes is None:
         lines.append("smallest cluster: none up to 64 nodes (only ZeRO-3 state shrinks with more GPUs)")
     else:
@@ -333,7 +397,11 @@ def format_plan(p: MemoryPlan) -> str:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = PlanSettings()
     ap = argparse.ArgumentParser(prog="python -m ifpo.scale.planner", description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="llama-3.1-8b", choices=sorted(PRESETS))
+    ap.add_argument(
+        "--arch", default="llama-3.1-8b",
+        help=f"a preset ({', '.join(sorted(PRESETS))}) or a model folder / config.json "
+        "(Llama, Qwen2, Mistral, Gemma-2)",
+    )  # fmt: skip
     ap.add_argument("--nodes", type=int, default=d.nodes)
     ap.add_argument("--gpus-per-node", type=int, default=d.gpus_per_node)
     ap.add_argument("--gpu-memory-gib", type=float, default=d.gpu_memory_gib)
@@ -387,11 +455,11 @@ def settings_from_args(args: argparse.Namespace) -> PlanSettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    arch = get_arch(args.arch)
     try:
+        arch = get_arch(args.arch)
         settings = settings_from_args(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     result = plan(arch, settings)
     print(format_plan(result))

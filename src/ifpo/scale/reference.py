@@ -150,12 +150,18 @@ class ReferenceLogpsCollator:
         return getattr(self.inner, name)
 
 
-def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any) -> Path:
+class PrecomputeNeedsOneDevice(ValueError):
+    """A multi-device run asked for a reference cache that does not exist yet."""
+
+
+def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_size: int = 1) -> Path:
     """Compute (or reuse) the reference cache for the datamodule's sets and attach it.
 
-    Runs once per cache key on this process's device; ranks of a multi-GPU run all find the
-    file once the first has written it (written atomically). For 70B references run the
-    pre-pass first on a single node: `python train.py ... ref.mode=precomputed trainer.max_steps=0`.
+    The pre-pass builds the whole, unsharded reference on this process's device, so it runs only
+    in a one-device run; a run on more devices reuses a cache with the same key (data,
+    tokenisation, reference weights) and refuses to compute one rather than loading a full model
+    copy on every rank. At the scale where one device cannot hold the reference (70B), use
+    ref.mode=copy (sharded by ZeRO-3) or, with LoRA, ref.mode=adapter.
     """
     datamodule.setup("fit")
     roles = tuple(module.head.roles)
@@ -167,6 +173,15 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any) -> Path
         fingerprints, settings, weights_identity(module.model_cfg, module.ref_cfg, int(cfg.seed)), roles
     )
     path = Path(str(cfg.ref.cache_dir)) / f"{key}.pt"
+    if not path.exists() and world_size > 1:
+        raise PrecomputeNeedsOneDevice(
+            f"ref.mode=precomputed: no reference cache {path} yet, and this run has {world_size} devices. "
+            "The pre-pass loads the whole unsharded reference on each device, so it runs on one device "
+            "only: run the same command once with trainer.num_nodes=1 trainer.devices=1 strategy=single "
+            "trainer.max_steps=0 to write the cache, then start this run again (it reuses the cache). "
+            "If one device cannot hold the reference, use ref.mode=copy (sharded by ZeRO-3) or, with "
+            "LoRA, ref.mode=adapter."
+        )
     if path.exists():
         log.info("reference log-probs: reusing cache %s", path)
         cache = torch.load(path, map_location="cpu", weights_only=True)

@@ -14,6 +14,7 @@ from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
 from ifpo.scale.strategy import build_strategy, require_cuda
+from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
 from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
@@ -48,10 +49,12 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
         **preemption_kwargs(cfg.trainer), **strategy,
     )
+    apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
         from ifpo.scale.reference import attach_precomputed_reference
 
-        attach_precomputed_reference(cfg, datamodule, module)  # reference log-probs from the disk cache
+        # reference log-probs from the disk cache; computing it needs a one-device run
+        attach_precomputed_reference(cfg, datamodule, module, world_size=trainer.world_size)
     return module, datamodule, trainer
 
 
@@ -80,7 +83,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if finished:
             log_final_summary(trainer.loggers, final_metrics(trainer))
         finish_wandb(trainer.loggers, failed=not finished)
+    export_at_end(cfg, module, datamodule)
     return final_metrics(trainer)
+
+
+def export_at_end(cfg: DictConfig, module: PreferenceModule, datamodule: PreferenceDataModule) -> None:
+    """export.at_end=true: the trained policy as a Hugging Face folder (every rank joins the gather)."""
+    export = cfg.get("export") or {}
+    if not export.get("at_end", False):
+        return
+    from ifpo.scale.export import export_hf
+
+    out = export_hf(module.policy, str(export.dir), datamodule.tokenizer, module.peft_cfg)
+    if out is not None:
+        log.info("exported the trained policy to %s (from_pretrained loads it)", out)
 
 
 def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
