@@ -12,8 +12,8 @@ import pytest
 
 from ifpo.constraints import DataFormatError, load_ifeval_jsonl, parse_ifeval_record
 from ifpo.constraints.ifbench_official import OFFICIAL_CHECKERS
-from ifpo.eval.benchmarks import ifbench as ifbench_module  # the adapter: where scoring is looked up
 from ifpo.eval import runner
+from ifpo.eval.benchmarks import ifbench as ifbench_module  # the adapter: where scoring is looked up
 from ifpo.eval.ifbench import score_ifbench_official, strip_think
 from ifpo.eval.ifbench_agreement import compare, main, read_official_results
 from ifpo.eval.rule_scoring import load_responses_jsonl
