@@ -395,7 +395,7 @@ def _judge_client(ecfg: DictConfig) -> Any:
     from ifpo.judge import JudgeClient, JudgeConfig
 
     settings = OmegaConf.to_container(ecfg.judge, resolve=True)
-    return JudgeClient(JudgeConfig(**settings))  # type: ignore[arg-type]
+    return JudgeClient(JudgeConfig.from_mapping(settings, "eval.judge"))  # type: ignore[arg-type]
 
 
 def _require_data(ecfg: DictConfig, name: str) -> str:
