@@ -84,16 +84,22 @@ def parse_jsonl(
     source = str(path)
     parsed: list[T] = []
     skipped: Counter[str] = Counter()
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
+    # Bytes, decoded per line: invalid UTF-8 is a located error (or a counted skip) for its line only.
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
             try:
                 try:
+                    text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataFormatError(f"invalid UTF-8 at byte {exc.start + 1} of the line", source=source,
+                                          line=line_no, reason="invalid_utf8") from None
+                if not text.strip():
+                    continue
+                try:
                     record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line_no,
-                                          reason="invalid_json") from exc
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    problem = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                    raise DataFormatError(problem, source=source, line=line_no, reason="invalid_json") from None
                 parsed.append(parse(record, source, line_no))
             except ConstraintError as exc:
                 if on_error == "raise":

@@ -84,7 +84,10 @@ def from_trl(row: Row, source: str, line: int) -> Row:
     record = validate_record(row, kind, source, line)
     if kind == "quad":
         record.pop("margin", None)
-    meta = {**(row.get("meta") or {}), **_check_constraints(row, source, line), "import_format": "trl"}
+    meta = row.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise DataFormatError(source, line, "meta", f"expected an object, got {type(meta).__name__}")
+    meta = {**meta, **_check_constraints(row, source, line), "import_format": "trl"}
     return {**record, "meta": meta}
 
 
