@@ -93,6 +93,15 @@ def test_trl_importer_refuses_a_non_object_meta_inside_the_skip_handling(tmp_pat
     assert len(records) == 1 and records[0]["meta"]["src"] == "x" and skips.total == 1
 
 
+def test_lone_surrogate_escapes_are_refused_before_anything_is_written(tmp_path):
+    path = _jsonl(tmp_path / "trl.jsonl", b'{"prompt": "a\\ud800b", "chosen": "x", "rejected": "y"}\n', _good())
+    with pytest.raises(DataFormatError, match=r"trl.jsonl:1: field '<text>': a lone surrogate"):
+        load_file_records(path, "pair", "raise", SkipCounter())
+    out = tmp_path / "out.jsonl"
+    assert import_main(["trl", str(path), str(out), "--on-error", "skip"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+
+
 def test_builder_instructions_with_invalid_utf8_are_located_or_skipped(tmp_path):
     good = {"key": 1, "prompt": "Write a poem.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     path = _jsonl(tmp_path / "instr.jsonl", _good(good), b'{"key": 2, "prompt": "\xff"}\n')

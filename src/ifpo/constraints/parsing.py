@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -68,6 +69,24 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
     return Instruction(prompt=prompt, constraints=tuple(constraints), id=None if key is None else str(key))
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def is_unicode_text(value: Any) -> bool:
+    """False when a decoded JSON value holds a lone surrogate (from an escape such as "\\ud800"):
+    Python accepts it, but it is not Unicode text and cannot be written as UTF-8 later."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_lone_surrogate(text: str, value: Any) -> bool:
+    """True when JSON `text`, decoded to `value`, holds a lone surrogate (one regex scan when it cannot)."""
+    return bool(_SURROGATE_ESCAPE.search(text)) and not is_unicode_text(value)
+
+
 def parse_jsonl(
     path: str | Path,
     parse: Callable[[Any, str, int], T],
@@ -100,6 +119,9 @@ def parse_jsonl(
                 except (json.JSONDecodeError, RecursionError) as exc:
                     problem = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
                     raise DataFormatError(problem, source=source, line=line_no, reason="invalid_json") from None
+                if has_lone_surrogate(text, record):
+                    raise DataFormatError("a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
+                                          source=source, line=line_no, reason="invalid_unicode")
                 parsed.append(parse(record, source, line_no))
             except ConstraintError as exc:
                 if on_error == "raise":

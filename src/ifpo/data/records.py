@@ -20,12 +20,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ifpo.constraints.parsing import has_lone_surrogate, is_unicode_text
 from ifpo.data.errors import DataFormatError, SkipCounter
 
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant", "tool"}
 FIELDS = {"pair": ("prompt", "chosen", "rejected"), "quad": ("x1", "x2", "y1", "y2")}
 RESPONSE_FIELDS = {"pair": ("chosen", "rejected"), "quad": ("y1", "y2")}
+LONE_SURROGATE = "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text"
 SOURCE_KEY = "source"  # "file:line" of a validated training record (set by validate_rows)
 
 
@@ -117,9 +119,14 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             rows = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataFormatError(source, err.lineno, "<json>", f"invalid JSON: {err.msg}") from None
+        except RecursionError:
+            raise DataFormatError(source, 1, "<json>", "nested too deeply") from None
         if not isinstance(rows, list):
             raise DataFormatError(source, 1, "<json>", "expected a JSON array of records")
-        yield from ((i + 1, row) for i, row in enumerate(rows))
+        suspect = has_lone_surrogate(text, rows)  # one scan of the file; rows are checked only if needed
+        for i, row in enumerate(rows):
+            bad = suspect and not is_unicode_text(row)
+            yield i + 1, DataFormatError(source, i + 1, "<text>", LONE_SURROGATE) if bad else row
         return
     # Bytes, decoded line by line: one bad byte costs one line (or one skip), never the whole file.
     with path.open("rb") as f:
@@ -131,10 +138,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             if not text.strip():
                 continue
             try:
-                yield number, json.loads(text)
+                row = json.loads(text)
             except (json.JSONDecodeError, RecursionError) as err:
                 problem = f"invalid JSON: {err.msg}" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
                 yield number, DataFormatError(source, number, "<json>", problem)
+                continue
+            yield number, DataFormatError(source, number, "<text>", LONE_SURROGATE) if has_lone_surrogate(text, row) else row
 
 
 def validate_rows(
