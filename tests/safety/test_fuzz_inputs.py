@@ -154,11 +154,9 @@ def tally(request):
     t = Tally()
     yield t
     line = f"fuzz: {t.cases} corrupted-input cases tried (seed {SEED}): {t.outcomes}"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # shown even when pytest captures output
-        reporter.write_line("\n" + line)
-    else:
-        print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown even when pytest captures output
+        print("\n" + line)
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
