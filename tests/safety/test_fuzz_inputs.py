@@ -25,11 +25,11 @@ from ifpo.builders.items import load_instructions
 from ifpo.constraints.errors import ConstraintError
 from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
-from ifpo.importers import convert_file
+from ifpo.importers import convert_entry, convert_file
 from ifpo.importers.__main__ import main as import_main
 
 SEED = 20261201
-CASES_PER_TARGET = 70
+CASES_PER_TARGET = 60
 
 PAIR = {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}],
         "chosen": "hi", "rejected": "HELLO THERE", "margin": 2}
@@ -267,8 +267,34 @@ def test_importers(tmp_path, tally, capsys, fmt, seed_row):
         code = import_main([fmt, str(path), str(out), "--on-error", rng.choice(["raise", "skip"])])
         captured = capsys.readouterr()
         assert code in (0, 2), captured.err
+        tally.outcomes[f"cli_exit_{code}"] = tally.outcomes.get(f"cli_exit_{code}", 0) + 1
         if code == 2:
             assert re.search(rf"{re.escape(str(path))}:\d+", captured.err), captured.err
         else:
             for line in out.read_text(encoding="utf-8").splitlines():
                 json.loads(line)  # what was written reads back
+
+
+LF_ENTRIES = {
+    "sg": {"file_name": "sg.jsonl", "ranking": True, "formatting": "sharegpt",
+           "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "system": "system"}},
+    "al": {"file_name": "al.jsonl", "ranking": True,
+           "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected",
+                       "history": "history", "system": "system"}},
+}
+
+
+@pytest.mark.parametrize("name,seed_row", [("sg", dict(SHAREGPT, system="Be kind.")), ("al", LLAMAFACTORY)])
+def test_llamafactory_dataset_info_entries(tmp_path, tally, name, seed_row):
+    rng = random.Random(f"{SEED}-dataset-info-{name}")
+    info = tmp_path / "dataset_info.json"
+    info.write_text(json.dumps(LF_ENTRIES))
+    for _ in range(CASES_PER_TARGET // 2):
+        data = _jsonl_case(seed_row, rng)
+        _write(tmp_path, LF_ENTRIES[name]["file_name"], data)
+        path = tmp_path / LF_ENTRIES[name]["file_name"]
+
+        def run(path=path):
+            records, skips = convert_entry(info, name, "skip")
+            return len(records), skips.total
+        tally.check(path, run, _nonblank_lines(data), True)
