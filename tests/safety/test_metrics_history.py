@@ -29,7 +29,7 @@ def _overrides(log_dir, data_dir, run_name, *extra):
 
 
 def _env():
-    return subprocess_env(PYTHONPATH=f"{ROOT / 'src'}:{ROOT}")  # this checkout's sources, not an installed copy
+    return subprocess_env()
 
 
 def _series(run_dir) -> dict[str, list[tuple[int, float]]]:
