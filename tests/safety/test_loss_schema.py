@@ -61,3 +61,9 @@ def test_train_py_refuses_a_misspelled_loss_key_before_training(tmp_path):
     assert done.returncode != 0
     assert "has no option loss.bta" in done.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("[!_]*.yaml")))
+def test_every_shipped_experiment_passes_its_loss_schema(experiment):
+    cfg = compose_config("train", [f"+experiment={experiment}"])
+    assert validate_loss_config(cfg.loss).name == cfg.loss.name
