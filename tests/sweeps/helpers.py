@@ -31,7 +31,8 @@ def train_command(overrides: list[str], multirun: bool = False) -> list[str]:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "PL_GLOBAL_SEED"))}
-    env.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
+    env.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",  # this checkout's sources
+                "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
                 "TOKENIZERS_PARALLELISM": "false", "HYDRA_FULL_ERROR": "1"})
     env.update(extra)
     return env

@@ -14,7 +14,7 @@ def build(cfg: DictConfig) -> BuildStats:
     """Sampler and (optional) judge from the config, then the resumable build."""
     sampler = build_sampler(cfg.sampler, model_cfg=cfg.get("model"))
     judge_cfg = cfg.get("judge")
-    client = JudgeClient(JudgeConfig(**OmegaConf.to_container(judge_cfg, resolve=True))) if judge_cfg else None
+    client = JudgeClient(JudgeConfig.from_mapping(OmegaConf.to_container(judge_cfg, resolve=True))) if judge_cfg else None
     try:
         return run_build(cfg.builder, sampler, client, seed=int(cfg.seed), sampler_cfg=cfg.sampler)
     finally:

@@ -7,7 +7,7 @@ and a bad enum value lists the allowed values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -126,20 +126,35 @@ class SFTLossConfig:
     name: str = "sft"
 
 
+def _check(ok: bool, field_name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"loss.{field_name} must be {rule}, got {value!r}")
+
+
 @dataclass
 class DPOLossConfig:
     name: str = "dpo"
-    beta: float = 0.1
-    label_smoothing: float = 0.0
+    beta: float = 0.1  # > 0: beta = 0 learns nothing, and IPO divides by it
+    label_smoothing: float = 0.0  # [0, 0.5): at 0.5 chosen and rejected are interchangeable
     variant: DPOVariant = DPOVariant.sigmoid
     sft_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Runs when `validate_loss_config` builds the object (Hydra itself never calls it).
+        _check(self.beta > 0, "beta", "> 0", self.beta)
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "in [0, 0.5)", self.label_smoothing)
+        _check(self.sft_weight >= 0, "sft_weight", ">= 0", self.sft_weight)
 
 
 @dataclass
 class RPOLossConfig(DPOLossConfig):
     name: str = "rpo"
-    gamma: float = 0.05
+    gamma: float = 0.05  # >= 0: the margin scale; 0 is plain DPO
     margin_in_beta: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.gamma >= 0, "gamma", ">= 0", self.gamma)
 
 
 @dataclass
@@ -148,6 +163,34 @@ class IOPOLossConfig:
     beta: float = 0.1
     label_smoothing: float = 0.0
     sft_weight: float = 0.0
+
+    __post_init__ = DPOLossConfig.__post_init__
+
+
+LOSS_SCHEMAS: dict[str, type] = {"sft": SFTLossConfig, "dpo": DPOLossConfig, "rpo": RPOLossConfig, "iopo": IOPOLossConfig}
+
+
+def validate_loss_config(loss: Any) -> Any:
+    """The loss node checked against its head's schema: unknown keys and out-of-range values refused.
+
+    Hydra's `+loss.key=value` adds keys even to a typed node (so `+loss.bta=0.2`, or RPO's
+    `+loss.gamma` under `loss=dpo`, would be silently ignored), and it never runs a dataclass's
+    `__post_init__`; this does both, naming the offending field. Returns the schema object.
+    """
+    from omegaconf import OmegaConf
+
+    name = loss.get("name")
+    schema = LOSS_SCHEMAS.get(name)
+    if schema is None:
+        raise ValueError(f"unknown loss.name={name!r}; allowed: {', '.join(LOSS_SCHEMAS)}")
+    allowed = [f.name for f in fields(schema)]
+    unknown = [key for key in loss if key not in allowed]
+    if unknown:
+        raise ValueError(
+            f"loss={name} has no option {', '.join(f'loss.{k}' for k in unknown)}; "
+            f"its options are: {', '.join(allowed)}"
+        )
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), loss))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.errors import SkipCounter
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.data.records import SOURCE_KEY
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
 from ifpo.losses.base import LossHead
@@ -65,15 +66,20 @@ class PreferenceDataModule(pl.LightningDataModule):
     def _tokenize(self, records: list[dict[str, Any]], split: str) -> datasets.Dataset:
         settings = TokenizeSettings(self.cfg.max_length, self.cfg.max_prompt_length)
         table = datasets.Dataset.from_list(records)
+        located = SOURCE_KEY in table.column_names  # records from files carry their "file:line"
         tokenized = table.map(
             lambda record: tokenize_record(record, self.kind, self.tokenizer, settings),
-            remove_columns=table.column_names,
+            remove_columns=[c for c in table.column_names if c != SOURCE_KEY],
             desc=f"tokenising {split}",
         )
         skips = self.skips.setdefault(split, SkipCounter())
-        for reason in tokenized.filter(lambda r: not r["keep"])["drop_reason"]:
-            skips.add(reason, split)
-        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason"])
+        dropped = tokenized.filter(lambda r: not r["keep"])
+        wheres = dropped[SOURCE_KEY] if located else [split] * len(dropped)
+        for reason, where in zip(dropped["drop_reason"], wheres):
+            skips.add(reason, where)
+        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(
+            ["keep", "drop_reason", *([SOURCE_KEY] if located else [])]
+        )
         return kept.with_format(None)
 
     def setup(self, stage: str | None = None) -> None:
@@ -85,9 +91,13 @@ class PreferenceDataModule(pl.LightningDataModule):
             split = datasets.Dataset.from_list(train_records).train_test_split(test_size=self.cfg.val_fraction, seed=0)
             train_records, val_records = split["train"].to_list(), split["test"].to_list()
         if not train_records:
-            raise ValueError("no training records: check data.train_files / data.hub_name / data.synthetic")
+            raise ValueError(
+                "no training records: check data.train_files / data.hub_name / data.synthetic"
+                + (f"; {self.skips['train'].summary()}" if self.skips["train"].total else "")
+            )
         self.train_set = self._tokenize(train_records, "train")
         self.val_set = self._tokenize(val_records, "val") if val_records else None
+        self._check_validation(len(self.val_set or []))
         for split, counter in self.skips.items():
             log.info("data[%s]: %s", split, counter.summary())
         log.info(
@@ -95,6 +105,28 @@ class PreferenceDataModule(pl.LightningDataModule):
         )
         if len(self.train_set) == 0:
             raise ValueError(f"every training example was dropped: {self.skips['train'].summary()}")
+
+    def _validation_disabled(self) -> bool:
+        trainer = self.trainer
+        return trainer is not None and trainer.limit_val_batches == 0
+
+    def _check_validation(self, n_val: int) -> None:
+        """No validation examples means the optimised metric (val/...) never exists: refuse when the
+        user configured validation data, warn when there was none to begin with."""
+        if n_val or self._validation_disabled():
+            return
+        cfg = self.cfg
+        configured = list(cfg.val_files) if not cfg.synthetic.enabled and not cfg.hub_name else []
+        if cfg.synthetic.enabled or configured or (cfg.hub_name and cfg.val_split):
+            skipped = self.skips.get("val")
+            why = skipped.summary() if skipped and skipped.total else "no rows"
+            where = ", ".join(map(str, configured)) or (cfg.hub_name if cfg.hub_name else "synthetic val")
+            raise ValueError(
+                f"no validation examples in {where} ({why}): validation metrics, including the optimized "
+                "metric, would never be computed. Fix the data, or train without validation: "
+                "data.val_files=[] or trainer.limit_val_batches=0"
+            )
+        log.warning("no validation data (data.val_files / data.val_fraction unset): no val/ metrics will be logged")
 
     def skip_counts(self) -> dict[str, int]:
         """Flat {"split/reason": count} for logging."""

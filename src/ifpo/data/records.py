@@ -20,12 +20,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ifpo.constraints.parsing import has_lone_surrogate, is_unicode_text
 from ifpo.data.errors import DataFormatError, SkipCounter
 
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant", "tool"}
 FIELDS = {"pair": ("prompt", "chosen", "rejected"), "quad": ("x1", "x2", "y1", "y2")}
 RESPONSE_FIELDS = {"pair": ("chosen", "rejected"), "quad": ("y1", "y2")}
+LONE_SURROGATE = "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text"
+SOURCE_KEY = "source"  # "file:line" of a validated training record (set by validate_rows)
 
 
 def _as_messages(value: Any, field_name: str, source: str, line: int, default_role: str) -> Messages:
@@ -87,30 +90,60 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
         margin = 0.0
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
         raise DataFormatError(source, line, "margin", f"expected a finite number, got {margin!r}")
+    if margin < 0:
+        raise DataFormatError(source, line, "margin", f"must be >= 0 (how much better chosen is), got {margin!r}")
     out["margin"] = float(margin)
     return out
 
 
+def _decode(raw: bytes, source: str, line: int, first: bool) -> str | DataFormatError:
+    """UTF-8 text of one line (a leading byte-order mark allowed), or a located error."""
+    try:
+        return raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as err:
+        return DataFormatError(source, line, "<encoding>", f"invalid UTF-8 at byte {err.start + 1} of the line ({err.reason})")
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed row) for JSONL or JSON files; invalid JSON raises with its line."""
+    """(line number, parsed row) for JSONL or JSON files; a bad line (invalid JSON or UTF-8) is yielded
+    as a DataFormatError naming its line, so callers raise it or count it as a skip."""
     source = str(path)
     if path.suffix == ".json":
+        raw = path.read_bytes()
         try:
-            rows = json.loads(path.read_text())
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            line = raw.count(b"\n", 0, err.start) + 1
+            raise DataFormatError(source, line, "<encoding>", f"invalid UTF-8 ({err.reason})") from None
+        try:
+            rows = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataFormatError(source, err.lineno, "<json>", f"invalid JSON: {err.msg}") from None
+        except RecursionError:
+            raise DataFormatError(source, 1, "<json>", "nested too deeply") from None
         if not isinstance(rows, list):
             raise DataFormatError(source, 1, "<json>", "expected a JSON array of records")
-        yield from ((i + 1, row) for i, row in enumerate(rows))
+        suspect = has_lone_surrogate(text, rows)  # one scan of the file; rows are checked only if needed
+        for i, row in enumerate(rows):
+            bad = suspect and not is_unicode_text(row)
+            yield i + 1, DataFormatError(source, i + 1, "<text>", LONE_SURROGATE) if bad else row
         return
-    with path.open() as f:
-        for number, text in enumerate(f, start=1):
+    # Bytes, decoded line by line: one bad byte costs one line (or one skip), never the whole file.
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            text = _decode(raw, source, number, number == 1)
+            if isinstance(text, DataFormatError):
+                yield number, text
+                continue
             if not text.strip():
                 continue
             try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as err:
-                yield number, DataFormatError(source, number, "<json>", f"invalid JSON: {err.msg}")
+                row = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as err:
+                problem = f"invalid JSON: {err.msg}" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                yield number, DataFormatError(source, number, "<json>", problem)
+                continue
+            yield number, DataFormatError(source, number, "<text>", LONE_SURROGATE) if has_lone_surrogate(text, row) else row
 
 
 def validate_rows(
@@ -124,7 +157,8 @@ def validate_rows(
         try:
             if isinstance(row, DataFormatError):
                 raise row
-            valid.append(validate_record(row, kind, source, line))
+            # `source` ("file:line") travels with the record, so later drops (length) name the line too.
+            valid.append({**validate_record(row, kind, source, line), SOURCE_KEY: f"{source}:{line}"})
         except DataFormatError as err:
             if on_error == "raise":
                 raise

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ifpo.data import synthetic
-from ifpo.data.errors import SkipCounter
+from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_rows
 
 log = logging.getLogger(__name__)
@@ -19,14 +20,47 @@ def load_file_records(path: str | Path, kind: str, on_error: str, skips: SkipCou
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     if path.suffix == ".parquet":
-        import datasets
-
-        table = datasets.load_dataset("parquet", data_files=str(path), split="train")
-        rows = ((i + 1, row) for i, row in enumerate(table))
-        return validate_rows(rows, kind, f"{path} (row)", on_error, skips)
+        return validate_rows(read_parquet_rows(path), kind, f"{path} (row)", on_error, skips)
     if path.suffix not in (".jsonl", ".json"):
         raise ValueError(f"{path}: unsupported data file type {path.suffix!r}; use .jsonl, .json or .parquet")
     return validate_rows(read_rows(path), kind, str(path), on_error, skips)
+
+
+def read_parquet_rows(path: Path, batch_rows: int = 1024) -> Iterator[tuple[int, Any]]:
+    """(1-based row number, row dict) of a Parquet file, read with pyarrow batch by batch.
+
+    A file pyarrow cannot open raises DataFormatError naming it; a row whose values cannot be
+    turned into Python objects (e.g. invalid UTF-8 in a string column) is yielded as a
+    DataFormatError for that row, so `on_error=skip` counts it and keeps the rest.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = f"{path} (row)"
+    try:
+        reader = pq.ParquetFile(path)
+        batches = reader.iter_batches(batch_size=batch_rows)
+    except (pa.ArrowException, OSError) as err:
+        raise DataFormatError(str(path), 1, "<parquet>", f"not a readable Parquet file: {err}") from None
+    start = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as err:
+            raise DataFormatError(source, start + 1, "<parquet>", f"unreadable data after this row: {err}") from None
+        try:
+            rows: list[Any] = batch.to_pylist()
+        except (pa.ArrowException, UnicodeDecodeError, ValueError):
+            rows = []
+            for i in range(batch.num_rows):  # find the bad row(s); the others are kept
+                try:
+                    rows.extend(batch.slice(i, 1).to_pylist())
+                except (pa.ArrowException, UnicodeDecodeError, ValueError) as err:
+                    rows.append(DataFormatError(source, start + i + 1, "<row>", f"unreadable values: {err}"))
+        yield from ((start + i + 1, row) for i, row in enumerate(rows))
+        start += batch.num_rows
 
 
 def load_hub_records(name: str, config: str | None, split: str, kind: str, on_error: str, skips: SkipCounter) -> list[dict]:

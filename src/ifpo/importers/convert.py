@@ -16,7 +16,7 @@ Rows may carry IFEval constraints (``instruction_id_list`` + ``kwargs``, top lev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,10 @@ def from_trl(row: Row, source: str, line: int) -> Row:
     record = validate_record(row, kind, source, line)
     if kind == "quad":
         record.pop("margin", None)
-    meta = {**(row.get("meta") or {}), **_check_constraints(row, source, line), "import_format": "trl"}
+    meta = row.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise DataFormatError(source, line, "meta", f"expected an object, got {type(meta).__name__}")
+    meta = {**meta, **_check_constraints(row, source, line), "import_format": "trl"}
     return {**record, "meta": meta}
 
 
@@ -155,8 +158,15 @@ def convert_file(fmt: str, path: str | Path, on_error: str = "raise") -> tuple[l
         raise ValueError(f"unknown import format {fmt!r}; allowed: {', '.join(CONVERTERS)}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error={on_error!r}; allowed: raise, skip")
-    convert, source, skips, out = CONVERTERS[fmt], str(path), SkipCounter(), []
-    for line, row in read_rows(Path(path)):
+    skips = SkipCounter()
+    return convert_rows(read_rows(Path(path)), CONVERTERS[fmt], str(path), on_error, skips), skips
+
+
+def convert_rows(rows: Iterable[tuple[int, Any]], convert: Callable[[Row, str, int], Row], source: str,
+                 on_error: str, skips: SkipCounter) -> list[Row]:
+    """Convert (line, row) pairs; a bad row raises its located error or, with on_error='skip', is counted."""
+    out = []
+    for line, row in rows:
         try:
             if isinstance(row, DataFormatError):
                 raise row
@@ -167,7 +177,7 @@ def convert_file(fmt: str, path: str | Path, on_error: str = "raise") -> tuple[l
             if on_error == "raise":
                 raise
             skips.add(f"{err.field}: {err.problem}", f"{source}:{line}")
-    return out, skips
+    return out
 
 
 def write_records(records: list[Row], path: str | Path) -> None:

@@ -10,6 +10,7 @@ vLLM/OpenAI-compatible server. The request body is plain JSON, so little is lost
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -23,6 +24,7 @@ from typing_extensions import Self
 from ifpo.judge.cache import ResponseCache
 from ifpo.judge.concurrency import map_bounded
 from ifpo.judge.config import JudgeConfig
+from ifpo.judge.deadline import deadline, deadline_transport, remaining
 from ifpo.judge.errors import JudgeError, redact
 from ifpo.judge.verdicts import (
     ConstraintJudgement,
@@ -80,14 +82,14 @@ class JudgeClient:
         self.config = config
         self._api_key = config.read_api_key()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
         self._http = httpx.Client(
             base_url=config.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s),
-            limits=httpx.Limits(
-                max_connections=config.concurrency, max_keepalive_connections=config.concurrency
-            ),
-            transport=transport,
+            limits=limits,
+            # timeout_s is a total per attempt, not per socket read (see ifpo.judge.deadline)
+            transport=transport or deadline_transport(limits),
         )
         self._cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self._sleep = sleep
@@ -137,10 +139,18 @@ class JudgeClient:
 
         attempts = self.config.max_retries + 1
         last_problem = "no attempt made"
+        item_deadline = self.config.item_deadline_s
+        end = math.inf if item_deadline is None else time.monotonic() + item_deadline
+        made = 0
         for attempt in range(attempts):
             retry_after: float | None = None
+            limit = min(self.config.timeout_s, remaining(end))
+            if limit <= 0:
+                break
+            made += 1
             try:
-                answer = self._post_once(body)
+                with deadline(limit):
+                    answer = self._post_once(body, limit)
                 if validate is not None:
                     validate(answer)
             except _Retryable as exc:
@@ -153,6 +163,9 @@ class JudgeClient:
                 return answer
             if attempt + 1 < attempts:
                 delay = self._backoff_delay(attempt, retry_after)
+                if delay >= remaining(end):
+                    last_problem += f"; no time left for a retry within item_deadline_s={item_deadline}"
+                    break
                 self._count("retries")
                 log.warning(
                     "judge attempt %d/%d failed (%s); retrying in %.2fs",
@@ -164,8 +177,8 @@ class JudgeClient:
                 self._sleep(delay)
         self._count("failures")
         raise JudgeError(
-            f"judge call to model {self.config.model!r} failed after {attempts} attempt(s): {last_problem}",
-            attempts=attempts,
+            f"judge call to model {self.config.model!r} failed after {made} attempt(s): {last_problem}",
+            attempts=made,
         )
 
     # ----------------------------------------------------------------- judge
@@ -205,12 +218,16 @@ class JudgeClient:
         )
 
     # ------------------------------------------------------------- internals
-    def _post_once(self, body: dict[str, Any]) -> str:
+    def _post_once(self, body: dict[str, Any], limit_s: float | None = None) -> str:
         self._count("http_requests")
+        started = time.monotonic()
         try:
             response = self._http.post("chat/completions", json=body)
         except httpx.TimeoutException:
-            raise _Retryable(f"request timed out after {self.config.timeout_s}s") from None
+            limit = self.config.timeout_s if limit_s is None else limit_s
+            raise _Retryable(
+                f"request timed out after {time.monotonic() - started:.1f}s (limit {limit:.3g}s per attempt)"
+            ) from None
         except httpx.TransportError as exc:
             raise _Retryable(
                 f"connection error: {type(exc).__name__}: {redact(str(exc), self._api_key)}"

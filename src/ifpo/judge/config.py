@@ -8,7 +8,9 @@ with a run's Hydra config, logged, or printed without leaking the key.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class JudgeConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "judge"
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # total wall-clock time of one attempt (connect + send + every byte of the answer)
+    item_deadline_s: float | None = 600.0  # total for one item over all attempts and backoffs; null: none
     max_retries: int = 5
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
@@ -39,6 +42,8 @@ class JudgeConfig:
             raise ValueError("JudgeConfig.api_key_env must name an environment variable")
         if self.timeout_s <= 0:
             raise ValueError(f"JudgeConfig.timeout_s must be > 0, got {self.timeout_s}")
+        if self.item_deadline_s is not None and self.item_deadline_s <= 0:
+            raise ValueError(f"JudgeConfig.item_deadline_s must be > 0 or null, got {self.item_deadline_s}")
         if self.max_retries < 0:
             raise ValueError(f"JudgeConfig.max_retries must be >= 0, got {self.max_retries}")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
@@ -47,6 +52,20 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.concurrency must be >= 1, got {self.concurrency}")
         if self.max_tokens < 1:
             raise ValueError(f"JudgeConfig.max_tokens must be >= 1, got {self.max_tokens}")
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any], where: str = "judge") -> JudgeConfig:
+        """From a config node: an unknown key (a typo, or a secret that belongs in the environment) is refused."""
+        allowed = [f.name for f in fields(cls)]
+        unknown = [key for key in settings if key not in allowed]
+        if unknown:
+            hint = f" (put the key itself in the environment variable named by {where}.api_key_env)" if any(
+                "key" in k or "token" in k or "secret" in k for k in unknown) else ""
+            raise ValueError(
+                f"{where} has no option {', '.join(f'{where}.{k}' for k in unknown)}{hint}; "
+                f"its options are: {', '.join(allowed)}"
+            )
+        return cls(**settings)
 
     def read_api_key(self) -> str | None:
         """The key from the environment, or None (local vLLM servers need none)."""

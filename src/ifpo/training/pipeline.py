@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from ifpo.config.schema import validate_loss_config
 from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
@@ -39,6 +40,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.Trainer]:
     """The module, data module and trainer a config describes (no training yet)."""
     require_cuda(cfg)  # a GPU experiment on a CPU machine stops here, before loading anything
+    validate_loss_config(cfg.loss)  # unknown keys and out-of-range values, before any loading
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model)
     head = get_loss_head(**_plain(cfg.loss))

@@ -12,6 +12,7 @@ Lightning's WandbLogger does the logging; what is added here is the policy aroun
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
@@ -23,11 +24,13 @@ from urllib.parse import urlparse
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id.txt"
+LOGGED_STEPS_FILE = "wandb_logged_steps.json"  # per metric, the last step this W&B run received
 SAMPLE_COLUMNS = ["step", "key", "prompt", "response", "follows_all"]
 
 
@@ -86,7 +89,8 @@ def wandb_logger(
     log_model: bool = False,
     offline: bool = False,
 ) -> WandbLogger:
-    """A Lightning WandbLogger that is offline without a login and continues its run after a requeue."""
+    """A Lightning WandbLogger that is offline without a login and continues its run after a requeue
+    (same id from RUN_ID_FILE, replayed steps not sent twice)."""
     mode = prepare_wandb_env()
     id_file = Path(save_dir) / RUN_ID_FILE
     if id is None and id_file.is_file():
@@ -99,11 +103,48 @@ def wandb_logger(
     id_file.write_text(id)
     if name is None:
         name = short_run_name(_job_overrides())
-    return WandbLogger(
+    return ContinuingWandbLogger(
         project=project, entity=entity, group=sweep_group(group), name=name or None, job_type=job_type,
         tags=list(tags or []), save_dir=save_dir, id=id, log_model=log_model,
         offline=offline or mode == "offline", resume="allow",
     )
+
+
+class ContinuingWandbLogger(WandbLogger):
+    """A WandbLogger that never sends a resumed run's replayed steps twice.
+
+    After a kill, training continues from the last checkpoint, so the steps between it and the
+    kill are computed and logged again; the W&B run (same id, `resume="allow"`) already holds
+    them, and W&B history cannot be rewritten, so each would appear twice on the
+    `trainer/global_step` axis. The last step sent per metric is kept in the run folder
+    (LOGGED_STEPS_FILE, tied to the run id) and a metric is only sent for later steps.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._steps_file = Path(kwargs.get("save_dir") or ".") / LOGGED_STEPS_FILE
+        self._run_id = str(kwargs.get("id"))
+        self._sent: dict[str, int] = {}
+        if self._steps_file.is_file():
+            try:
+                saved = json.loads(self._steps_file.read_text())
+            except ValueError:
+                saved = {}  # a kill mid-write: start a fresh record (a few steps may repeat)
+            if isinstance(saved, dict) and saved.get("id") == self._run_id:
+                self._sent = {k: int(v) for k, v in saved.get("last_step", {}).items()}
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Any, step: int | None = None) -> None:
+        if step is not None:
+            metrics = {k: v for k, v in metrics.items() if step > self._sent.get(k, -1)}
+            if not metrics:
+                return  # every metric of this step is already in the run (replayed after a resume)
+        super().log_metrics(metrics, step)
+        if step is not None:
+            self._sent.update(dict.fromkeys(metrics, int(step)))
+            tmp = self._steps_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"id": self._run_id, "last_step": self._sent}))
+            tmp.replace(self._steps_file)
 
 
 def wandb_loggers(loggers: Sequence[Any]) -> list[WandbLogger]:

@@ -19,7 +19,8 @@ def judge_client(ecfg: DictConfig) -> Any:
     from ifpo.judge import JudgeClient, JudgeConfig
 
     settings = OmegaConf.to_container(ecfg.judge, resolve=True)
-    return JudgeClient(JudgeConfig(**settings), show_progress=bool(ecfg.generation.show_progress))  # type: ignore[arg-type]
+    config = JudgeConfig.from_mapping(settings, "eval.judge")  # unknown keys named, not a TypeError
+    return JudgeClient(config, show_progress=bool(ecfg.generation.show_progress))
 
 
 def judge_params(ecfg: DictConfig) -> dict[str, Any]:
