@@ -96,6 +96,17 @@ class PreferenceModule(pl.LightningModule):
             self.reference.eval()  # dropout etc. stay off in the reference, always
         return self
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Train mode for the policy on every step, whatever left it in eval mode.
+
+        `from_pretrained` returns models in eval mode, Lightning keeps each submodule's mode
+        at the start of `fit` and restores it after validation, and generation callbacks
+        switch to eval; without this the policy would train with dropout off and
+        transformers would silently skip gradient checkpointing (it checkpoints only in
+        training mode).
+        """
+        self.train(True)
+
     # -- checkpoints: the reference is never saved ---------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
@@ -119,8 +130,13 @@ class PreferenceModule(pl.LightningModule):
             elif self.ref_cfg["mode"] == "precomputed":
                 raise ValueError("ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)")
             elif self.ref_cfg["mode"] == "adapter":  # the reference is the policy without its adapters
-                with torch.no_grad(), self.policy.disable_adapter():
-                    reference, _ = role_logps(self.policy, batch, chunk)
+                was_training = self.policy.training
+                self.policy.eval()  # the reference runs in eval mode (no dropout), like a frozen copy
+                try:
+                    with torch.no_grad(), self.policy.disable_adapter():
+                        reference, _ = role_logps(self.policy, batch, chunk)
+                finally:
+                    self.policy.train(was_training)
             else:
                 with torch.no_grad():
                     reference, _ = role_logps(self.reference, batch, chunk)
