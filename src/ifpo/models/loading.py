@@ -115,6 +115,22 @@ def build_causal_lm(model_cfg: Any, name_or_path: str | None = None) -> PreTrain
     return model
 
 
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every id generation must stop on: the generation config's EOS list plus the tokenizer's EOS.
+
+    Chat models end a turn with a token other than the tokenizer's EOS (Llama-3 `<|eot_id|>`,
+    Gemma `<end_of_turn>`); their generation_config lists it, so stopping only on
+    `tokenizer.eos_token_id` would run every answer to max_new_tokens.
+    """
+    config = getattr(model, "generation_config", None)
+    configured = getattr(config, "eos_token_id", None) if config is not None else None
+    if configured is None:
+        configured = getattr(getattr(model, "config", None), "eos_token_id", None)
+    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    ids.append(tokenizer.eos_token_id)
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
     """Eval mode, no gradients: what a reference model must be."""
     model.eval()
