@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ifpo.eval.generation import GenerationSettings, HFGenerator
 from ifpo.eval.runner import evaluate
+from ifpo.models.loading import eos_token_ids, folder_eos_token_ids
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 
@@ -63,8 +64,12 @@ def test_lora_export_reloads_with_identical_logits(tmp_path, smollm2_cfg, record
     assert not torch.allclose(exported, base_logits, atol=1e-4)  # the trained adapters are in it
 
 
-def test_greedy_answer_stops_on_an_eos_id(smollm2):
+def test_greedy_answer_stops_on_an_eos_id(smollm2, smollm2_cfg):
     model, tokenizer = smollm2
+    # <|im_end|> (the turn end, the tokenizer's EOS) and <|endoftext|>, for HF and vLLM alike.
+    assert eos_token_ids(model, tokenizer) == [2, 0]
+    assert folder_eos_token_ids(smollm2_cfg["name_or_path"], tokenizer) == [2, 0]
+    assert tokenizer.convert_ids_to_tokens([2, 0]) == ["<|im_end|>", "<|endoftext|>"]
     calls = []
     handle = model.register_forward_hook(lambda *_: calls.append(1))
     try:

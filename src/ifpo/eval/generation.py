@@ -117,7 +117,8 @@ class VLLMGenerator:
     """vLLM offline engine (GPU only); imported lazily so CPU installs never need it."""
 
     def __init__(
-        self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16", **engine: Any
+        self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16",
+        chat_template: str | None = None, stop_token_ids: Sequence[int] = (), **engine: Any,
     ) -> None:
         try:
             from vllm import LLM, SamplingParams
@@ -127,8 +128,10 @@ class VLLMGenerator:
                 "use eval.generation.backend=hf"
             ) from exc
         self.settings = settings
+        self.chat_template = chat_template  # the template training used (model.chat_template applied)
         self.llm = LLM(model=name_or_path, dtype=dtype, **engine)
         self.params = SamplingParams(
+            stop_token_ids=list(stop_token_ids),  # every EOS id of the generation config
             max_tokens=settings.max_new_tokens,
             temperature=settings.temperature if settings.do_sample else 0.0,
             top_p=settings.top_p if settings.do_sample else 1.0,
@@ -138,6 +141,7 @@ class VLLMGenerator:
         self, conversations: Sequence[Conversation], desc: str = "generating"
     ) -> list[str]:  # pragma: no cover
         results = self.llm.chat(
-            [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress
+            [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress,
+            chat_template=self.chat_template,
         )
         return [r.outputs[0].text.strip() for r in results]

@@ -131,6 +131,20 @@ def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) ->
     return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
+def folder_eos_token_ids(source: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """`eos_token_ids` for a model that is not loaded here (vLLM): read from its folder's configs."""
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    try:
+        generation = GenerationConfig.from_pretrained(source)
+    except OSError:  # no generation_config.json: the model config's eos_token_id decides
+        generation = None
+    config = AutoConfig.from_pretrained(source)
+    return eos_token_ids(SimpleNamespace(generation_config=generation, config=config), tokenizer)  # type: ignore[arg-type]
+
+
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
     """Eval mode, no gradients: what a reference model must be."""
     model.eval()
