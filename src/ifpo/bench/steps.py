@@ -72,7 +72,9 @@ def workload_tokens(examples: list[dict[str, Any]], kind: str) -> int:
 def _model_cfg(workdir: Path) -> dict[str, Any]:
     return {"name_or_path": None, "config": str(workdir / "model"), "tokenizer": str(workdir / "tokenizer"),
             "dtype": "float32", "attn_implementation": "sdpa", "gradient_checkpointing": False,
-            "logprob_chunk_size": 1024, "trust_remote_code": False}
+            "logprob_chunk_size": 1024, "trust_remote_code": False,
+            # The bench tokenises raw text itself; load_tokenizer refuses a tokenizer without a template.
+            "chat_template": "chatml"}
 
 
 def _examples(setup: Setup, tokenizer: Any, count: int) -> list[dict[str, Any]]:

@@ -13,13 +13,13 @@ from transformers import PreTrainedTokenizerBase
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.errors import SkipCounter
 from ifpo.data.packed_collate import PackedPreferenceCollator
-from ifpo.data.records import SOURCE_KEY
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
 from ifpo.losses.base import LossHead
 from ifpo.training.resume import ResumableDataLoader, ResumableSampler, global_seed
 
 log = logging.getLogger(__name__)
+LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted
 
 
 def _value(x: Any) -> Any:
@@ -66,20 +66,20 @@ class PreferenceDataModule(pl.LightningDataModule):
     def _tokenize(self, records: list[dict[str, Any]], split: str) -> datasets.Dataset:
         settings = TokenizeSettings(self.cfg.max_length, self.cfg.max_prompt_length)
         table = datasets.Dataset.from_list(records)
-        located = SOURCE_KEY in table.column_names  # records from files carry their "file:line"
-        tokenized = table.map(
+        tokenized = table.map(  # records from files carry their "file:line" (SOURCE_KEY) into "where"
             lambda record: tokenize_record(record, self.kind, self.tokenizer, settings),
-            remove_columns=[c for c in table.column_names if c != SOURCE_KEY],
+            remove_columns=table.column_names,
             desc=f"tokenising {split}",
         )
         skips = self.skips.setdefault(split, SkipCounter())
         dropped = tokenized.filter(lambda r: not r["keep"])
-        wheres = dropped[SOURCE_KEY] if located else [split] * len(dropped)
-        for reason, where in zip(dropped["drop_reason"], wheres):
-            skips.add(reason, where)
-        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(
-            ["keep", "drop_reason", *([SOURCE_KEY] if located else [])]
-        )
+        for n, (reason, where) in enumerate(zip(dropped["drop_reason"], dropped["where"])):
+            skips.add(reason, where or split)
+            if n < LOGGED_DROPS:
+                log.warning("data[%s]: dropped %s: %s", split, where or "a record", reason)
+        if len(dropped) > LOGGED_DROPS:
+            log.warning("data[%s]: ... %d more dropped (counts by reason below)", split, len(dropped) - LOGGED_DROPS)
+        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason", "where"])
         return kept.with_format(None)
 
     def setup(self, stage: str | None = None) -> None:

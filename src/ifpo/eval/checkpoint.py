@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ifpo.models.loading import build_causal_lm, load_tokenizer
+from ifpo.scale.lora import apply_lora, peft_enabled
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ def checkpoint_model_config(path: str | Path) -> dict[str, Any] | None:
     return dict(model) if isinstance(model, dict) else None
 
 
+def checkpoint_peft_config(path: str | Path) -> dict[str, Any] | None:
+    """The ``peft`` config the training run used (LoRA or none), if saved."""
+    hparams = _read(path).get("hyper_parameters")
+    peft = hparams.get("peft") if isinstance(hparams, dict) else None
+    return dict(peft) if isinstance(peft, dict) else None
+
+
 def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The policy weights of a Lightning checkpoint, with the ``policy.`` prefix removed."""
     checkpoint = _read(path)
@@ -74,13 +82,17 @@ def load_policy(
     model = build_causal_lm(model_cfg)
     if checkpoint is not None:
         state = policy_state_dict(checkpoint)
+        peft_cfg = checkpoint_peft_config(checkpoint)
+        if peft_enabled(peft_cfg):  # a LoRA run saved base + adapter weights under PEFT's names
+            model = apply_lora(model, peft_cfg)
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches raise even with strict=False
             raise CheckpointError(f"{checkpoint}: policy weights do not fit model config: {exc}") from exc
         # Tied weights (e.g. lm_head = embed_tokens) may legitimately be absent from the file.
-        tied = set(getattr(model, "_tied_weights_keys", None) or [])
-        missing = [k for k in result.missing_keys if k not in tied]
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        tied = set(getattr(base, "_tied_weights_keys", None) or [])
+        missing = [k for k in result.missing_keys if not any(k == t or k.endswith("." + t) for t in tied)]
         if missing or result.unexpected_keys:
             raise CheckpointError(
                 f"{checkpoint}: policy weights do not fit model config "
@@ -89,5 +101,7 @@ def load_policy(
                 "evaluate with the same model=... the run trained"
             )
         log.info("loaded %d policy tensors from %s", len(state), checkpoint)
+        if peft_enabled(peft_cfg):
+            model = model.merge_and_unload()  # W <- W + (alpha / r) * B @ A: a plain model again
     model.eval()
     return model, tokenizer

@@ -17,6 +17,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ifpo.models.loading import eos_token_ids, require_chat_template
+
 log = logging.getLogger(__name__)
 
 Conversation = Sequence[Mapping[str, str]]
@@ -48,11 +50,7 @@ class Generator(Protocol):
 
 def chat_prompts(tokenizer: PreTrainedTokenizerBase, conversations: Sequence[Conversation]) -> list[str]:
     """Conversations rendered by the tokenizer's chat template, ending with the assistant cue."""
-    if tokenizer.chat_template is None:
-        raise ValueError(
-            f"tokenizer {tokenizer.name_or_path!r} has no chat template; evaluation prompts are chats "
-            "(use an instruct model's tokenizer or set model.tokenizer)"
-        )
+    require_chat_template(tokenizer)  # the same template training tokenized with
     return [
         tokenizer.apply_chat_template([dict(m) for m in c], tokenize=False, add_generation_prompt=True)
         for c in conversations
@@ -107,7 +105,7 @@ class HFGenerator:
             **batch,
             max_new_tokens=s.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=eos_token_ids(self.model, self.tokenizer),
             use_cache=True,
             **sampling,
         )
@@ -119,7 +117,8 @@ class VLLMGenerator:
     """vLLM offline engine (GPU only); imported lazily so CPU installs never need it."""
 
     def __init__(
-        self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16", **engine: Any
+        self, name_or_path: str, settings: GenerationSettings, dtype: str = "bfloat16",
+        chat_template: str | None = None, stop_token_ids: Sequence[int] = (), **engine: Any,
     ) -> None:
         try:
             from vllm import LLM, SamplingParams
@@ -129,8 +128,10 @@ class VLLMGenerator:
                 "use eval.generation.backend=hf"
             ) from exc
         self.settings = settings
+        self.chat_template = chat_template  # the template training used (model.chat_template applied)
         self.llm = LLM(model=name_or_path, dtype=dtype, **engine)
         self.params = SamplingParams(
+            stop_token_ids=list(stop_token_ids),  # every EOS id of the generation config
             max_tokens=settings.max_new_tokens,
             temperature=settings.temperature if settings.do_sample else 0.0,
             top_p=settings.top_p if settings.do_sample else 1.0,
@@ -140,7 +141,8 @@ class VLLMGenerator:
         self, conversations: Sequence[Conversation], desc: str = "generating"
     ) -> list[str]:  # pragma: no cover
         results = self.llm.chat(
-            [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress
+            [[dict(m) for m in c] for c in conversations], self.params, use_tqdm=self.settings.show_progress,
+            chat_template=self.chat_template,
         )
         return [r.outputs[0].text.strip() for r in results]
 

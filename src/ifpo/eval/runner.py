@@ -40,7 +40,12 @@ def build_generator(cfg: DictConfig) -> Generator:
                 "backend=vllm reads HF folders only; evaluate a .ckpt with backend=hf "
                 "or export its policy with save_pretrained first"
             )
-        return VLLMGenerator(cfg.model.name_or_path, settings, dtype=str(cfg.model.dtype))
+        from ifpo.models.loading import folder_eos_token_ids, load_tokenizer, model_source
+
+        source = model_source(cfg.model)  # converts a GGUF model.gguf_file once, like the hf backend
+        tokenizer = load_tokenizer(cfg.model)  # the one chat template (model.chat_template applied)
+        return VLLMGenerator(str(source), settings, dtype=str(cfg.model.dtype), chat_template=tokenizer.chat_template,
+                             stop_token_ids=folder_eos_token_ids(str(source), tokenizer))
     if gen_cfg.backend != "hf":
         raise ValueError(f"eval.generation.backend must be 'hf' or 'vllm', got {gen_cfg.backend!r}")
     model_cfg: Any = cfg.get("model")

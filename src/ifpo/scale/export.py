@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerBase
 
 from ifpo.scale.lora import lora_config, peft_enabled
 
@@ -81,7 +81,7 @@ def export_hf(
         return None
     base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
     dtype = next(iter(state.values())).dtype if state else torch.float32
-    return write_hf_folder(state, base.config, peft_cfg, out_dir, tokenizer, dtype)
+    return write_hf_folder(state, base.config, peft_cfg, out_dir, tokenizer, dtype, base.generation_config)
 
 
 def write_hf_folder(
@@ -91,8 +91,12 @@ def write_hf_folder(
     out_dir: str | Path,
     tokenizer: PreTrainedTokenizerBase | None,
     dtype: torch.dtype,
+    generation_config: GenerationConfig | None = None,
 ) -> Path:
-    """Load a policy state dict (PEFT-wrapped names when LoRA is on) into a meta skeleton, merge, save."""
+    """Load a policy state dict (PEFT-wrapped names when LoRA is on) into a meta skeleton, merge, save.
+
+    ``generation_config`` (the source model's: its eos id list stops generation) travels along.
+    """
     with torch.device("meta"):
         skeleton: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)
     tied = set(getattr(skeleton, "_tied_weights_keys", None) or [])
@@ -116,6 +120,8 @@ def write_hf_folder(
         raise ExportError(f"export: parameters never received weights: {meta[:5]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if generation_config is not None:
+        skeleton.generation_config = generation_config
     skeleton.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
@@ -214,7 +220,15 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     config = AutoConfig.from_pretrained(str(source), trust_remote_code=bool(model_cfg.get("trust_remote_code")))
     dtype = DTYPES[str(model_cfg.get("dtype") or "float32")]
     tokenizer = load_tokenizer(model_cfg)
-    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype)
+    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype, _generation_config(str(source)))
+
+
+def _generation_config(source: str) -> GenerationConfig | None:
+    """The source folder's generation config (eos ids, sampling defaults), None where it has none."""
+    try:
+        return GenerationConfig.from_pretrained(source)
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
