@@ -256,8 +256,8 @@ def segment_attention(
     if layout.requested == "flex" and kernel == "sdpa":
         _note_once("flex-cpu-grad", f"segment attention: flex_attention has no backward on {device} in torch "
                                     f"{torch.__version__}; calls that need gradients use sdpa")
-    sdpa = lambda q, k, v: sdpa_segments(q, k, v, layout, dropout, scaling, window, softcap)  # noqa: E731
-    flex = lambda q, k, v: flex_row(q, k, v, layout, scaling, window, softcap)  # noqa: E731
+    sdpa = lambda q, k, v: sdpa_segments(q, k, v, layout, dropout, scaling, window, softcap)
+    flex = lambda q, k, v: flex_row(q, k, v, layout, scaling, window, softcap)
     if kernel == "measure":
         kernel = MEASURED[device] = _measure(query, key, value, {"sdpa": sdpa, "flex": flex})
     if kernel == "flash_varlen":
