@@ -3,7 +3,8 @@
     steps     (default) ifpo DPO/RPO/IOPO steps with each switch on and off vs TRL's
               DPOTrainer and a bare padded floor, on this machine, in one run
     logprobs  peak extra memory of the chunked log-prob path vs a naive float32 log_softmax
-    gpu       the step comparison at ~1B parameters and 2048-token sequences on one CUDA GPU
+    gpu       layouts and segment-attention kernels (SDPA-dense, flex, flash-attn varlen) at ~1B
+              parameters and 2,048 / 8,192-token sequences on one CUDA GPU
 
 Every configuration runs in a fresh subprocess so RSS peaks never mix; ratios between rows
 of one run, not absolute times, are the result.
@@ -135,11 +136,13 @@ def parser() -> argparse.ArgumentParser:
     lworker.add_argument("--hidden", type=int, required=True)
     lworker.add_argument("--vocab", type=int, required=True)
     lworker.add_argument("--chunk", type=int, default=1024)
-    gpu = sub.add_parser("gpu", help="the step comparison on one CUDA GPU (~1B model, 2048-token sequences)")
+    gpu = sub.add_parser("gpu", help="layouts and attention kernels on one CUDA GPU (~1B model, 2048/8192 tokens)")
     gpu.add_argument("--steps", type=int, default=5)
-    gpu.add_argument("--warmup", type=int, default=2)
-    gpu.add_argument("--batch", type=int, default=4, help="pairs per step")
-    gpu.add_argument("--length", type=int, default=2048, help="tokens per (prompt, response) sequence")
+    gpu.add_argument("--warmup", type=int, default=2, help="untimed steps first (flex compiles here)")
+    gpu.add_argument("--batch", type=int, default=4, help="pairs per step at 2,048 tokens (scaled to keep tokens/step)")
+    gpu.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192],
+                     help="tokens per (prompt, response) sequence, one table each")
+    gpu.add_argument("--json", help="also write the rows to this JSON file")
     gpu.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)")
     gpu.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)  # tiny model on CPU, for tests
     return p
