@@ -97,8 +97,8 @@ def cmd_gpu(opts: argparse.Namespace) -> int:
     return gpu_report(opts)
 
 
-DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded",
-                 "trl-dpo", "floor"]
+DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-dpo-flex", "ifpo-dpo-packing-flex",
+                 "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded", "trl-dpo", "floor"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -142,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     gpu.add_argument("--batch", type=int, default=4, help="pairs per step at 2,048 tokens (scaled to keep tokens/step)")
     gpu.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192],
                      help="tokens per (prompt, response) sequence, one table each")
+    gpu.add_argument("--length", type=int, help="one length only (instead of --lengths)")
     gpu.add_argument("--json", help="also write the rows to this JSON file")
     gpu.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)")
     gpu.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)  # tiny model on CPU, for tests

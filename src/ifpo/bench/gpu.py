@@ -163,7 +163,7 @@ def gpu_report(opts: argparse.Namespace) -> int:
         return 2
     device = torch.device("cpu" if tiny else "cuda")
     shape, dtype = (TINY_SHAPE, "float32") if tiny else (GPU_SHAPE, "bfloat16")
-    lengths = opts.lengths
+    lengths = [opts.length] if getattr(opts, "length", None) else opts.lengths
     # On the CPU flex serves no-grad calls only; the smoke run keeps to the kernels that train there.
     rows = [r for r in ROWS if not tiny or r[3] == "sdpa"]
     report: dict[str, Any] = {"lengths": {}}
