@@ -190,3 +190,14 @@ def test_flash_varlen_matches_padded():
         sk.flash_varlen = real
     assert calls
     assert torch.allclose(got, want, rtol=0, atol=0.1)  # bfloat16
+
+
+def test_config_switch_composes_and_rejects_unknown_values():
+    from hydra.errors import ConfigCompositionException
+
+    from tests.hydra_helpers import compose_config
+
+    assert compose_config("train").model.segment_attention == "auto"
+    assert compose_config("train", ["model.segment_attention=flex"]).model.segment_attention == "flex"
+    with pytest.raises(ConfigCompositionException, match="segment_attention"):
+        compose_config("train", ["model.segment_attention=flash"])

@@ -256,6 +256,10 @@ def segment_attention(
     if layout.requested == "flex" and kernel == "sdpa":
         _note_once("flex-cpu-grad", f"segment attention: flex_attention has no backward on {device} in torch "
                                     f"{torch.__version__}; calls that need gradients use sdpa")
+    elif layout.requested == "auto" and kernel in ("sdpa", "flash_varlen"):
+        _note_once(f"auto-{device}-{kernel}", f"segment attention on {device}: {kernel} (model.segment_attention=auto; "
+                   + ("flash-attn varlen: plain packing, no shared prompts)" if kernel == "flash_varlen" else
+                      "on the CPU flex measured slower and cannot train; see README 'Speed')"))
     sdpa = lambda q, k, v: sdpa_segments(q, k, v, layout, dropout, scaling, window, softcap)
     flex = lambda q, k, v: flex_row(q, k, v, layout, scaling, window, softcap)
     if kernel == "measure":
