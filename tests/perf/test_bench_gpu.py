@@ -35,3 +35,24 @@ def test_cpu_smoke_rows_are_written_as_json(tmp_path):
     rows = json.loads(out.read_text())["lengths"]["24"]
     assert [r["layout"] for r in rows] == ["padded", "prefix+sdpa-dense", "packing+sdpa-dense", "floor"]
     assert all(r["tokens_per_s"] > 0 and r["tokens"] == rows[0]["tokens"] for r in rows)
+
+
+def test_attention_bench_alternates_kernels_and_reports_the_ratio(monkeypatch):
+    from ifpo.bench import attention
+    from ifpo.bench.__main__ import DEFAULT_STEPS
+    from ifpo.bench.steps import SETUPS
+
+    assert {"ifpo-dpo-flex", "ifpo-dpo-packing-flex"} <= set(DEFAULT_STEPS)
+    assert SETUPS["ifpo-dpo-flex"].attention == "flex" and SETUPS["ifpo-dpo"].attention == "auto"
+    monkeypatch.setattr("ifpo.bench.__main__.prepare", lambda workdir: None)
+    order = []
+
+    def fake_worker(args, timeout, threads):
+        order.append(args[1])
+        step = 2.0 if args[1] == "flex" else 1.0
+        return {"kernel": args[1], "first_s": 9.0, "step_s": step, "tokens": 100, "threads": threads}
+
+    opts = argparse.Namespace(pairs=2, steps=1, rounds=2, threads=1, timeout=10)
+    text = attention.attention_report(opts, fake_worker)
+    assert order == ["sdpa", "flex"] * 4  # alternating, two layouts x two rounds
+    assert text.count("flex / sdpa step time: 2.00") == 2
