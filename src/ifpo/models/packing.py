@@ -67,7 +67,7 @@ class SegmentLayout:
     seg_position: torch.Tensor
     token_segment: torch.Tensor
     token_offset: torch.Tensor
-    requested: str = "sdpa"
+    requested: str = "auto"  # model.segment_attention
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
