@@ -201,3 +201,54 @@ def test_config_switch_composes_and_rejects_unknown_values():
     assert compose_config("train", ["model.segment_attention=flex"]).model.segment_attention == "flex"
     with pytest.raises(ConfigCompositionException, match="segment_attention"):
         compose_config("train", ["model.segment_attention=flash"])
+
+
+def test_measure_picks_the_faster_kernel_and_logs_it(caplog):
+    import time
+
+    def slow(q, k, v):
+        time.sleep(0.01)
+        return (q + k + v) * 2
+
+    q = torch.randn(1, 2, 8, 4)
+    with caplog.at_level("WARNING", logger="ifpo.models.segment_kernels"):
+        assert sk._measure(q, q, q, {"sdpa": slow, "flex": lambda q, k, v: (q + k + v) * 3}) == "flex"
+    assert "segment attention on cpu: flex" in caplog.text and "sdpa" in caplog.text
+
+
+def _fake_flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p=0.0, softmax_scale=None, causal=False,
+                       window_size=(-1, -1), softcap=0.0):
+    """flash-attn's documented semantics on [T, H, D] (causal, left window, soft-cap, GQA), in plain torch."""
+    assert causal and torch.equal(cu_q, cu_k) and cu_q.dtype == torch.int32 and max_q == max_k
+    out = torch.empty_like(q)
+    groups = q.shape[1] // k.shape[1]
+    for start, stop in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+        qs, ks, vs = q[start:stop].transpose(0, 1), k[start:stop].transpose(0, 1), v[start:stop].transpose(0, 1)
+        ks, vs = ks.repeat_interleave(groups, 0), vs.repeat_interleave(groups, 0)
+        scores = qs @ ks.transpose(-1, -2) * softmax_scale
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
+        i = torch.arange(stop - start)
+        allowed = i[None, :] <= i[:, None]
+        if window_size[0] >= 0:
+            allowed &= i[:, None] - i[None, :] <= window_size[0]
+        out[start:stop] = (torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1) @ vs).transpose(0, 1)
+    return out
+
+
+@pytest.mark.parametrize("family", ["gemma2", "mistral"])
+def test_flash_varlen_call_is_wired_to_the_layout(family, monkeypatch):
+    """Without flash-attn here: a stand-in with flash's documented semantics checks cu_seqlens, window, soft-cap."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "flash_attn", types.SimpleNamespace(flash_attn_varlen_func=_fake_flash_varlen))
+    monkeypatch.setattr(sk, "flash_available", lambda: True)
+    monkeypatch.setattr(sk, "choose_kernel", lambda requested, device, dtype, grad, shares, flash: (
+        "flash_varlen" if flash and not shares else "sdpa"))
+    model = build(family)
+    exs = examples()
+    with torch.no_grad():
+        want = naive_logps(model, exs)
+        got = flat(role_logps(model, layouts(exs)["packing_only"], chunk_size=5)[0])
+    assert torch.allclose(got, want, rtol=0, atol=1e-5), (got - want).abs().max()

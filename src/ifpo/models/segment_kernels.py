@@ -222,18 +222,24 @@ def flash_varlen(
 # -- dispatch -------------------------------------------------------------------------------
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _measure(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, run: dict[str, Callable[..., Any]]) -> str:
     """Time forward+backward of each kernel on this call's own inputs; the faster one wins."""
     seconds = {}
     for name, kernel in run.items():
         q, k, v = (x.detach().requires_grad_(True) for x in (query, key, value))
+        start = 0.0
         for repeat in range(4):  # the first call compiles (flex) or warms up
             if repeat == 1:
-                torch.cuda.synchronize()
+                _sync(query.device)
                 start = time.perf_counter()
             with torch.enable_grad():
                 torch.autograd.grad(kernel(q, k, v).float().sum(), (q, k, v))
-        torch.cuda.synchronize()
+        _sync(query.device)
         seconds[name] = (time.perf_counter() - start) / 3
     best = min(seconds, key=seconds.__getitem__)
     log.warning("segment attention on %s: %s (measured fwd+bwd per layer call at %d tokens: %s)", query.device.type,
