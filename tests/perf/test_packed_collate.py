@@ -10,6 +10,7 @@ from ifpo.bench.report import steps_table
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.datamodule import make_collator
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.models.packing import branch_mask
 
 
 def pair(prompt, chosen, rejected):
@@ -23,7 +24,8 @@ def test_prefix_shared_pair_layout():
     assert batch["input_ids"].tolist() == [[10, 11, 12, 20, 21, 30, 31, 32, 40, 50, 60]]
     # Both responses continue from the prompt's end; the next example restarts at 0.
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 0, 1, 1]]
-    mask = batch["seg_mask"][0, 0]
+    assert batch["seg_branch"][0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # [prompt, chosen, rejected]
+    mask = branch_mask(batch["seg_branch"])[0, 0]
     assert mask[5, :3].all() and not mask[5, 3:5].any()  # rejected sees the prompt, not chosen
     assert mask[3, :4].all() and not mask[3, 4:].any()  # chosen is causal over prompt + itself
     # Rejected's first token is predicted by the prompt's last token (row position 2).
@@ -80,7 +82,9 @@ def test_gpu_bench_code_path_runs_tiny_on_cpu():
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == ["padded", "packing", "packing+prefix", "floor"]
+    # On the CPU only the kernels that train there (flex has no CPU backward): SDPA rows.
+    rows = ["padded", "prefix+sdpa-dense", "packing+sdpa-dense", "floor"]
+    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == rows
 
 
 def test_logprob_memory_workers_measure_in_fresh_processes():

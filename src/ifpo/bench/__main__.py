@@ -3,7 +3,9 @@
     steps     (default) ifpo DPO/RPO/IOPO steps with each switch on and off vs TRL's
               DPOTrainer and a bare padded floor, on this machine, in one run
     logprobs  peak extra memory of the chunked log-prob path vs a naive float32 log_softmax
-    gpu       the step comparison at ~1B parameters and 2048-token sequences on one CUDA GPU
+    attention segment-attention kernels (sdpa vs flex) head to head, alternating processes
+    gpu       layouts and segment-attention kernels (SDPA-dense, flex, flash-attn varlen) at ~1B
+              parameters and 2,048 / 8,192-token sequences on one CUDA GPU
 
 Every configuration runs in a fresh subprocess so RSS peaks never mix; ratios between rows
 of one run, not absolute times, are the result.
@@ -90,14 +92,29 @@ def cmd_logprob_worker(opts: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attention(opts: argparse.Namespace) -> int:
+    from ifpo.bench.attention import attention_report
+
+    print(attention_report(opts, run_worker))
+    return 0
+
+
+def cmd_attention_worker(opts: argparse.Namespace) -> int:
+    from ifpo.bench.attention import measure_kernel
+
+    result = measure_kernel(opts.kernel, Path(opts.workdir), opts.pairs, opts.steps, not opts.no_prefix_sharing)
+    print(RESULT + json.dumps(result), flush=True)
+    return 0
+
+
 def cmd_gpu(opts: argparse.Namespace) -> int:
     from ifpo.bench.gpu import gpu_report
 
     return gpu_report(opts)
 
 
-DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded",
-                 "trl-dpo", "floor"]
+DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-dpo-flex", "ifpo-dpo-packing-flex",
+                 "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded", "trl-dpo", "floor"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -135,11 +152,26 @@ def parser() -> argparse.ArgumentParser:
     lworker.add_argument("--hidden", type=int, required=True)
     lworker.add_argument("--vocab", type=int, required=True)
     lworker.add_argument("--chunk", type=int, default=1024)
-    gpu = sub.add_parser("gpu", help="the step comparison on one CUDA GPU (~1B model, 2048-token sequences)")
+    attention = sub.add_parser("attention", help="segment-attention kernels head to head (sdpa vs flex)")
+    attention.add_argument("--pairs", type=int, default=8, help="pairs in the packed micro-batch")
+    attention.add_argument("--steps", type=int, default=5, help="timed steps per process (after the first)")
+    attention.add_argument("--rounds", type=int, default=3, help="alternating processes per kernel")
+    attention.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
+    attention.add_argument("--timeout", type=float, default=900)
+    aworker = sub.add_parser("attention-worker", help=argparse.SUPPRESS)
+    aworker.add_argument("kernel", choices=["sdpa", "flex"])
+    aworker.add_argument("--workdir", required=True)
+    aworker.add_argument("--pairs", type=int, default=8)
+    aworker.add_argument("--steps", type=int, default=5)
+    aworker.add_argument("--no-prefix-sharing", action="store_true")
+    gpu = sub.add_parser("gpu", help="layouts and attention kernels on one CUDA GPU (~1B model, 2048/8192 tokens)")
     gpu.add_argument("--steps", type=int, default=5)
-    gpu.add_argument("--warmup", type=int, default=2)
-    gpu.add_argument("--batch", type=int, default=4, help="pairs per step")
-    gpu.add_argument("--length", type=int, default=2048, help="tokens per (prompt, response) sequence")
+    gpu.add_argument("--warmup", type=int, default=2, help="untimed steps first (flex compiles here)")
+    gpu.add_argument("--batch", type=int, default=4, help="pairs per step at 2,048 tokens (scaled to keep tokens/step)")
+    gpu.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192],
+                     help="tokens per (prompt, response) sequence, one table each")
+    gpu.add_argument("--length", type=int, help="one length only (instead of --lengths)")
+    gpu.add_argument("--json", help="also write the rows to this JSON file")
     gpu.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)")
     gpu.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)  # tiny model on CPU, for tests
     return p
@@ -148,7 +180,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
     commands = {None: cmd_steps, "steps": cmd_steps, "worker": cmd_worker, "logprobs": cmd_logprobs,
-                "logprob-worker": cmd_logprob_worker, "gpu": cmd_gpu}
+                "logprob-worker": cmd_logprob_worker, "gpu": cmd_gpu, "attention": cmd_attention,
+                "attention-worker": cmd_attention_worker}
     return commands[opts.command](opts)
 
 

@@ -20,7 +20,7 @@ def _machine(threads: Any = None) -> str:
 def steps_table(rows: list[dict[str, Any]], batch: int, warmup: int, steps: int) -> str:
     by_name = {r["name"]: r for r in rows}
     trl, floor = by_name.get("trl-dpo"), by_name.get("floor")
-    header = f"{'configuration':<18} {'ex/s':>7} {'tok/s':>8} {'s/step':>7} {'peak MB':>8} {'x TRL':>6} {'x floor':>7}  what"
+    header = f"{'configuration':<22} {'ex/s':>7} {'tok/s':>8} {'s/step':>7} {'peak MB':>8} {'x TRL':>6} {'x floor':>7}  what"
     threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows if r.get("threads")})) or None
     lines = [
         f"ifpo step benchmark: batch {batch} per step, {warmup} warm-up + {steps} timed steps, fp32, {_machine(threads)}",
@@ -31,7 +31,7 @@ def steps_table(rows: list[dict[str, Any]], batch: int, warmup: int, steps: int)
         x_trl = f"{r['examples_per_s'] / trl['examples_per_s']:.2f}" if trl else "-"
         x_floor = f"{r['examples_per_s'] / floor['examples_per_s']:.2f}" if floor else "-"
         lines.append(
-            f"{r['name']:<18} {r['examples_per_s']:>7.2f} {r['tokens_per_s']:>8.0f} {r['step_s']:>7.3f} "
+            f"{r['name']:<22} {r['examples_per_s']:>7.2f} {r['tokens_per_s']:>8.0f} {r['step_s']:>7.3f} "
             f"{r['peak_rss_mb']:>8.0f} {x_trl:>6} {x_floor:>7}  {r['description']}"
         )
     lines.append(TARGETS)

@@ -31,12 +31,19 @@ class Setup:
     packing: bool = True
     prefix_sharing: bool = True
     description: str = ""
+    attention: str = "auto"  # model.segment_attention
 
 
 SETUPS: dict[str, Setup] = {s.name: s for s in [
     Setup("ifpo-dpo", "pair", "ifpo", "dpo", True, True, "DPO, packing + prefix sharing (default)"),
     Setup("ifpo-dpo-packing", "pair", "ifpo", "dpo", True, False, "DPO, packing only"),
     Setup("ifpo-dpo-padded", "pair", "ifpo", "dpo", False, False, "DPO, padded rows (both switches off)"),
+    # flex_attention: torch's CPU build has no flex backward, so on the CPU the reference forward
+    # runs flex and the policy SDPA; each new row-length bucket compiles (seconds) on first use.
+    Setup("ifpo-dpo-flex", "pair", "ifpo", "dpo", True, True, "DPO, packing + prefix sharing, flex (ref fwd)",
+          attention="flex"),
+    Setup("ifpo-dpo-packing-flex", "pair", "ifpo", "dpo", True, False, "DPO, packing only, flex (ref fwd)",
+          attention="flex"),
     Setup("ifpo-rpo", "pair", "ifpo", "rpo", True, True, "RPO, packing + prefix sharing"),
     Setup("ifpo-iopo", "quad", "ifpo", "iopo", True, True, "IOPO quads, packing + prefix sharing"),
     Setup("ifpo-iopo-padded", "quad", "ifpo", "iopo", False, False, "IOPO quads, padded rows"),
@@ -69,10 +76,10 @@ def workload_tokens(examples: list[dict[str, Any]], kind: str) -> int:
     return sum(2 * (len(e["x1_ids"]) + len(e["x2_ids"]) + len(e["y1_ids"]) + len(e["y2_ids"])) for e in examples)
 
 
-def _model_cfg(workdir: Path) -> dict[str, Any]:
+def _model_cfg(workdir: Path, attention: str = "auto") -> dict[str, Any]:
     return {"name_or_path": None, "config": str(workdir / "model"), "tokenizer": str(workdir / "tokenizer"),
             "dtype": "float32", "attn_implementation": "sdpa", "gradient_checkpointing": False,
-            "logprob_chunk_size": 1024, "trust_remote_code": False,
+            "logprob_chunk_size": 1024, "trust_remote_code": False, "segment_attention": attention,
             # The bench tokenises raw text itself; load_tokenizer refuses a tokenizer without a template.
             "chat_template": "chatml"}
 
@@ -102,7 +109,8 @@ def run_ifpo(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) -
             stamps.append(time.perf_counter())
 
     torch.manual_seed(0)
-    module = PreferenceModule(_model_cfg(workdir), {"mode": "copy", "name_or_path": None}, LOSSES[setup.loss], OPTIM)
+    module = PreferenceModule(_model_cfg(workdir, setup.attention), {"mode": "copy", "name_or_path": None},
+                              LOSSES[setup.loss], OPTIM)
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[Stamp()], num_sanity_val_steps=0,

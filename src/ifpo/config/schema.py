@@ -27,6 +27,14 @@ class AttnImplementation(str, Enum):
     flash_attention_2 = "flash_attention_2"
 
 
+class SegmentAttention(str, Enum):
+    """Kernel of packed segment attention (ifpo.models.segment_kernels)."""
+
+    auto = "auto"  # flash-attn varlen where it fits, else measured on CUDA, sdpa on the CPU
+    flex = "flex"
+    sdpa = "sdpa"
+
+
 class RefMode(str, Enum):
     copy = "copy"  # a frozen copy of the policy's starting weights (or of ref.name_or_path)
     none = "none"  # no reference model (SFT)
@@ -75,6 +83,7 @@ class ModelConfig:
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     gradient_checkpointing: bool = False
     logprob_chunk_size: int = 1024  # response tokens per LM-head chunk
+    segment_attention: SegmentAttention = SegmentAttention.auto  # packed batches: auto | flex | sdpa
     trust_remote_code: bool = False
     arch: Any | None = None  # ArchSpec preset name or {hidden, layers, ...}: plan=true needs no download
 

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from ifpo.data.tokenize import ROLE_FIELDS
-from ifpo.models.packing import branch_mask
 
 
 class PackedPreferenceCollator:
@@ -99,7 +98,9 @@ class PackedPreferenceCollator:
             "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
             "position_ids": torch.tensor([positions], dtype=torch.long),
             "seg_index": seg_index,
-            "seg_mask": branch_mask(branch_ids),
+            # Branch ids, not a dense mask: each attention kernel builds the mask it needs
+            # (ifpo.models.packing.SegmentLayout), so no [segments, L, L] tensor is collated.
+            "seg_branch": branch_ids,
             "token_segment": token_segment,
             "token_offset": token_offset,
             "logp_index": torch.tensor(logp_index, dtype=torch.long),

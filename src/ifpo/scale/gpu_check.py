@@ -3,6 +3,9 @@
 Prints tokens/s, model FLOPs utilisation and peak GPU memory, so a new machine or container
 can be validated in minutes before a long run. Uses the real pipeline (Hydra config,
 DeepSpeedStrategy, chunked log-probs) with synthetic data; nothing is downloaded.
+Then (unless `--no-compare`) it compares the segment-attention kernels, SDPA with dense
+per-segment masks, flex_attention and flash-attn varlen, on one GPU at 2,048 and 8,192-token
+sequences (`python -m ifpo.bench gpu`: tokens/s, MFU, peak memory per layout and kernel).
 On a machine without CUDA it refuses with a message and exit code 2.
 
 MFU = achieved model FLOP/s / peak bf16 FLOP/s, with 6 * params FLOPs per trained token for the
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4, help="pairs per GPU per step")
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--segment-attention", default="auto", choices=["auto", "flex", "sdpa"],
+                    help="model.segment_attention of the pipeline check")
+    ap.add_argument("--no-compare", action="store_true", help="skip the attention-kernel comparison")
+    ap.add_argument("--compare-lengths", type=int, nargs="+", default=[2048, 8192])
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu-check needs a CUDA GPU: torch.cuda.is_available() is False on this machine "
@@ -89,10 +96,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("IFPO_ROOT", str(root))
     with tempfile.TemporaryDirectory(prefix="ifpo_gpu_check_") as tmp:
         figures = run_check(root, Path(tmp), args)
-    print(json.dumps(figures, indent=1))
+    print(json.dumps(figures, indent=1), flush=True)
+    if not args.no_compare:
+        figures["kernel_comparison"] = compare_kernels(args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def compare_kernels(args: argparse.Namespace) -> dict:
+    """The attention-kernel table of `python -m ifpo.bench gpu` (printed), returned for the JSON."""
+    import gc
+
+    from ifpo.bench.gpu import gpu_report
+
+    gc.collect()  # the pipeline check's trainer and models are gone: give their memory back first
+    torch.cuda.empty_cache()
+    with tempfile.TemporaryDirectory(prefix="ifpo_gpu_kernels_") as tmp:
+        out = Path(tmp) / "kernels.json"
+        opts = argparse.Namespace(lengths=args.compare_lengths, batch=4, steps=5, warmup=2, cpu_smoke=False,
+                                  peak_tflops=(peak_flops(torch.cuda.get_device_name()) or 989e12) / 1e12, json=str(out))
+        gpu_report(opts)
+        return json.loads(out.read_text())
 
 
 def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
@@ -111,7 +136,7 @@ def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
         "trainer.enable_model_summary=false", "model.dtype=bfloat16", f"model.config={tmp / 'model'}",
         "model.gradient_checkpointing=true", f"data.batch_size={args.batch}", f"data.max_length={args.max_length}",
         f"data.max_prompt_length={args.max_length // 2}", "data.synthetic.records=dpo",
-        "callbacks.model_checkpoint=null", "optim=adamw",
+        "callbacks.model_checkpoint=null", "optim=adamw", f"model.segment_attention={args.segment_attention}",
     ]  # fmt: skip
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
@@ -134,6 +159,7 @@ def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
     return {
         "device": name,
         "params": params,
+        "segment_attention": args.segment_attention,
         "timed_steps": args.steps - args.warmup,
         "tokens_per_sec": round(tokens_per_sec, 1),
         "mfu": round(tokens_per_sec * flops_per_token / peak, 4) if peak else None,

@@ -18,7 +18,7 @@ from transformers import get_scheduler
 
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
 from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
-from ifpo.models.logprobs import sequence_logprobs
+from ifpo.models.logprobs import logit_transform, sequence_logprobs
 from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
 from ifpo.scale.lora import apply_lora, peft_enabled
 from ifpo.scale.reference import build_reference_copy
@@ -34,21 +34,24 @@ def _plain(cfg: Any) -> dict[str, Any]:
 
 
 def role_logps(
-    model: torch.nn.Module, batch: dict[str, Any], chunk_size: int
+    model: torch.nn.Module, batch: dict[str, Any], chunk_size: int, segment_attention: str = "auto"
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Summed response log-probs and token counts per role from one forward over all rows.
 
     Packed batches (ifpo.data.packed_collate: one row, shared prompts) run through segment
-    attention; padded batches through the model's own attention.
+    attention (kernel per `segment_attention`, see ifpo.models.segment_kernels); padded batches
+    through the model's own attention. The LM head is applied with the model's own logit
+    post-processing (logit scaling, final soft-capping), read from its config.
     """
     decoder, head = decoder_and_head(model)
     bias = getattr(head, "bias", None)
+    transform = logit_transform(decoder.config)
     if batch.get("packed"):
-        hidden = packed_hidden_states(decoder, batch)
-        sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size)
+        hidden = packed_hidden_states(decoder, batch, segment_attention)
+        sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size, transform)
     else:
         hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
-        sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size)
+        sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size, transform)
     size = batch["batch_size"]
     logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
     tokens = {role: counts[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
@@ -124,7 +127,8 @@ class PreferenceModule(pl.LightningModule):
     # -- the step ------------------------------------------------------------------------
     def compute_logps(self, batch: dict[str, Any]) -> SequenceLogps:
         chunk = int(self.model_cfg.get("logprob_chunk_size", 1024))
-        policy, tokens = role_logps(self.policy, batch, chunk)
+        attention = str(self.model_cfg.get("segment_attention", "auto"))
+        policy, tokens = role_logps(self.policy, batch, chunk, attention)
         reference = None
         if self.head.needs_reference:
             if "reference_logps" in batch:  # precomputed by a pre-pass
@@ -136,12 +140,12 @@ class PreferenceModule(pl.LightningModule):
                 self.policy.eval()  # the reference runs in eval mode (no dropout), like a frozen copy
                 try:
                     with torch.no_grad(), self.policy.disable_adapter():
-                        reference, _ = role_logps(self.policy, batch, chunk)
+                        reference, _ = role_logps(self.policy, batch, chunk, attention)
                 finally:
                     self.policy.train(was_training)
             else:
                 with torch.no_grad():
-                    reference, _ = role_logps(self.reference, batch, chunk)
+                    reference, _ = role_logps(self.reference, batch, chunk, attention)
         return SequenceLogps(policy=policy, tokens=tokens, reference=reference)
 
     def _metric(self, name: str) -> MeanMetric:
