@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas)
-from ifpo.config.cli import normalize_argv
+from ifpo.config.cli import normalize_argv, set_project_root
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -18,5 +18,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    set_project_root(__file__)
     normalize_argv()
     main()
