@@ -368,7 +368,7 @@ def _multi_if(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
 def _synthetic(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     from ifpo.eval.synthetic_heldout import heldout_examples, score_heldout
 
-    items = heldout_examples(int(ecfg.num_examples), int(ecfg.seed))
+    items = _limit(heldout_examples(int(ecfg.num_examples), int(ecfg.seed)), ecfg.limit)
     if ecfg.responses:
         responses = load_keyed_responses(ecfg.responses)
     else:
