@@ -63,11 +63,11 @@ def _strip_trailing_note(text: str) -> str:
 
 
 def markdown_commands(path: Path, root: Path) -> list[DocCommand]:
-    commands, block, lang, start = [], None, "", 0
+    commands, block, lang = [], None, ""
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fence = FENCE.match(line.strip())
         if fence and block is None:
-            block, lang, start = [], fence.group(1), number
+            block, lang = [], fence.group(1)
         elif line.strip() == "```" and block is not None:
             if lang in ("bash", "sh", "shell", "console"):
                 for n, text in _join_continuations(block):
