@@ -22,6 +22,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from ifpo.training.terminal import short_name
+
 log = logging.getLogger(__name__)
 
 SUMMARY_JSON = "sweep_summary.json"
@@ -99,9 +101,13 @@ def summary_table(jobs: list[JobSummary], metric: str | None = None, title: str 
     swept = varying_overrides(jobs) if len(jobs) > 1 else []
     shown = [metric] if metric else []
     shown += sorted({k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric})[:6]
-    table = Table(title=title)
+    # Short headers (val/acc, val/margin...) so a 100-column terminal shows them; the optimised
+    # metric comes first, bold, and is never the column that gets squeezed.
+    table = Table(title=title, caption=f"{short_name(metric)} = {metric}" if metric else None)
     for column in ("job", "overrides", "status", *shown, "global_step"):
-        table.add_column(column, justify="left" if column in ("job", "overrides", "status") else "right")
+        main = column == metric
+        table.add_column(short_name(column), justify="left" if column in ("job", "overrides", "status") else "right",
+                         style="bold" if main else None, no_wrap=main, min_width=len(short_name(column)) if main else None)
     for job in jobs:
         values = [_fmt(job.metrics.get(k)) for k in (*shown, "global_step")]
         shown_overrides = " ".join(o for o in job.overrides if o.partition("=")[0] in swept) if swept else job.override_text()
@@ -124,5 +130,5 @@ class SweepSummaryCallback(Callback):
         if not sweep_dir.is_dir():
             return
         jobs = summarize_sweep(sweep_dir, metric)
-        Console(width=160).print(summary_table(jobs, metric, title=f"sweep {sweep_dir}"))
+        Console().print(summary_table(jobs, metric, title=f"sweep {sweep_dir}"))
         log.info("sweep summary: %s, %s", sweep_dir / SUMMARY_JSON, sweep_dir / SUMMARY_CSV)
