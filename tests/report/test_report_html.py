@@ -63,7 +63,7 @@ def test_report_is_one_self_contained_page(sweep):
     assert data["final"][label]["val/rewards/accuracies"]["mean"] == pytest.approx(sum(runs) / 2)
     # Samples come from the user's own validation file (its first distinct prompts), not synthetic prompts.
     (samples,) = data["samples"].values()
-    assert [s["prompt"] for s in samples] == ["Describe the zebra", "Describe the otter"]
+    assert [s["prompt"] for s in samples] == ["user: Describe the zebra", "user: Describe the otter"]
     assert "Describe the zebra" in page and "val.jsonl" in page
     assert all(isinstance(s["response"], str) for s in samples)
 

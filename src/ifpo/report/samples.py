@@ -31,6 +31,11 @@ def _last_text(messages: list[dict[str, str]]) -> str:
     return messages[-1]["content"] if messages else ""
 
 
+def _conversation(messages: list[dict[str, str]]) -> str:
+    """Every turn of the prompt (constraints often sit in the system message)."""
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
 def validation_records(config: Any, limit: int) -> tuple[list[dict[str, Any]], str]:
     """(first `limit` validated records, where they came from) of a run's validation data."""
     from ifpo.data.errors import SkipCounter
@@ -85,6 +90,6 @@ def group_samples(run: Run, limit: int, max_new_tokens: int) -> tuple[list[Sampl
     prompts = [r["prompt"] if "prompt" in r else r["x1"] for r in records]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=len(prompts), show_progress=False)
     texts = HFGenerator(model, tokenizer, settings).generate(prompts, desc="report samples")
-    samples = [Sample(_last_text(p), _last_text(r.get("chosen") or r.get("y1") or []), t)
+    samples = [Sample(_conversation(p), _last_text(r.get("chosen") or r.get("y1") or []), t)
                for p, r, t in zip(prompts, records, texts)]
     return samples, f"{ckpt.relative_to(run.folder.parent)} on {source}"
