@@ -278,6 +278,20 @@ def test_collects_the_documented_commands():
     assert "python train.py -m loss=dpo,rpo debug=fast" in texts  # the README's sweep, as typed
 
 
+def test_a_new_documented_command_is_collected_without_editing_the_test(tmp_path):
+    (tmp_path / "README.md").write_text(
+        "text\n```bash\npython train.py loss=dpo \\\n    seed=3   # a note\n# a comment line\n```\n"
+        "```text\nnot a command\n```\n    python indented.py (not fenced: prose)\n"
+    )
+    (tmp_path / "conf" / "group").mkdir(parents=True)
+    (tmp_path / "conf" / "group" / "x.yaml").write_text(
+        "# Usage: python train.py group=x \\\n#   key=1        (a note)\nkey: 1  # python not.a.command\n"
+    )
+    found = [(c.where, c.text) for c in collect(tmp_path)]
+    assert found == [("README.md:3", "python train.py loss=dpo seed=3"),
+                     ("conf/group/x.yaml:1", "python train.py group=x key=1")]
+
+
 def check_group(commands: list[DocCommand], done: set) -> tuple[list[Outcome], list[str]]:
     """One documentation file's commands, in order, in a fresh copy of its own."""
     failures = []
