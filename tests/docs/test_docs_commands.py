@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -305,6 +306,7 @@ def check_group(commands: list[DocCommand], done: set) -> tuple[list[Outcome], l
     return runner.outcomes, failures
 
 
+@pytest.mark.timeout(1800)  # ~3.5 CPU-minutes; on a crowded 2-core machine the wall time stretches
 def test_every_documented_command_runs_as_typed(capsys):
     groups: dict[str, list[DocCommand]] = {}
     for command in collect(ROOT):

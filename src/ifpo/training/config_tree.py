@@ -33,4 +33,4 @@ def print_config_tree(cfg: DictConfig, output_dir: str | None = None, order: Seq
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         Console(file=f, width=120).print(tree)
-    log.info("config: %s (print it before a run with --cfg job)", path)
+    log.info("config: %s", path)  # `--cfg job` prints it before a run
