@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas, e.g. model_schema)
+from ifpo.config.cli import set_project_root
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="build")
@@ -19,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    set_project_root(__file__)
     main()

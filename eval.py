@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas)
+from ifpo.config.cli import set_project_root
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -22,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    set_project_root(__file__)
     main()

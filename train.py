@@ -6,17 +6,20 @@ import hydra
 from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas)
-from ifpo.config.cli import normalize_argv
+from ifpo.config.cli import normalize_argv, set_project_root
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from ifpo.training.pipeline import train
+    from ifpo.training.terminal import quiet_known_noise
 
+    quiet_known_noise()
     metrics = train(cfg)
     return metrics.get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":
+    set_project_root(__file__)
     normalize_argv()
     main()

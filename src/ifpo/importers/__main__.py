@@ -10,15 +10,28 @@ from ifpo.importers.convert import CONVERTERS, convert_file, write_records
 from ifpo.importers.llamafactory import convert_entry
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ifpo.importers", description=__doc__)
-    parser.add_argument("format", choices=sorted(CONVERTERS))
-    parser.add_argument("input")
-    parser.add_argument("output")
-    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise")
+def build_parser() -> argparse.ArgumentParser:
+    """Every argument with a help line; --help shows each default (ArgumentDefaultsHelpFormatter)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ifpo.importers", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Convert existing preference data into ifpo's training records (pairs or IOPO quads).",
+        epilog="Then: python train.py data=files data.train_files=[OUT]",
+    )
+    parser.add_argument("format", choices=sorted(CONVERTERS),
+                        help="layout of IN: trl (prompt/chosen/rejected), llamafactory (a dataset_info "
+                             "entry's layout), iopo_sharegpt (the IOPO release's ShareGPT quads)")
+    parser.add_argument("input", help="IN: a JSON or JSONL file (with --dataset-info: the entry name)")
+    parser.add_argument("output", help="OUT: the JSONL file to write")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="raise: stop at the first bad row (file, line, field); skip: count and go on")
     parser.add_argument("--dataset-info", metavar="JSON", default=None,
-                        help="llamafactory only: read INPUT as the name of an entry of this LLaMA-Factory "
+                        help="llamafactory only: read IN as the name of an entry of this LLaMA-Factory "
                              "dataset_info.json (its file_name, formatting, columns and tags)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.dataset_info and args.format != "llamafactory":
         parser.error("--dataset-info goes with the llamafactory format")

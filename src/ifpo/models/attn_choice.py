@@ -10,6 +10,7 @@ refused with the fix, rather than with transformers' ImportError deep inside `fr
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -39,7 +40,7 @@ def resolve_attn_implementation(requested: str | None, dtype: str) -> str:
     usable, why = flash_usable(dtype)
     if requested == "auto":
         chosen = FLASH if usable else "sdpa"
-        log.info("attention: %s (model.attn_implementation=auto: %s)", chosen, why)
+        _log_once(f"attention: {chosen} (model.attn_implementation=auto: {why})")
         return chosen
     if requested == FLASH and not usable:
         raise ValueError(
@@ -47,5 +48,11 @@ def resolve_attn_implementation(requested: str | None, dtype: str) -> str:
             f"Use model.attn_implementation=auto (flash-attn where it runs, sdpa elsewhere) or sdpa; "
             f"to get flash-attn: {INSTALL_HINT}"
         )
-    log.info("attention: %s (model.attn_implementation=%s)", requested, requested)
+    _log_once(f"attention: {requested} (model.attn_implementation={requested})")
     return requested
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    """The policy and its reference resolve the same choice: say it once per process."""
+    log.info("%s", message)

@@ -1,23 +1,37 @@
-"""Assemble the local report: PNG curves and bars (matplotlib, Agg) and one self-contained report.html."""
+"""Assemble the local report: one self-contained report.html (figures embedded) plus the PNGs and report.json.
+
+Tables and grouping are pandas (`frames`), figures matplotlib (`plots`), the page a jinja2 template
+(`templates/report.html.j2`, autoescaped).
+"""
 
 from __future__ import annotations
 
-import html
+import base64
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ifpo.report.collect import Run, read_sweep
-from ifpo.report.stats import Spread, curve_spread, spread
+import jinja2
+import pandas as pd
+from omegaconf import OmegaConf
 
-# (title, metric names tried in order: the first one a run logged is plotted)
+from ifpo.report import plots
+from ifpo.report.collect import Run, read_sweep
+from ifpo.report.frames import cell, curve_stats, curves_frame, final_frame, kinds_frame
+from ifpo.report.samples import group_samples
+from ifpo.training.terminal import short_name
+
+# (PNG name, metric) of the curve panels, in grid order; panels no run logged are left out.
 CURVES = (
-    ("loss", ("train/loss",)),
-    ("reward margins", ("train/rewards/margins",)),
-    ("reward accuracies", ("train/rewards/accuracies",)),
-    ("validation loss", ("val/loss",)),
-    ("validation reward accuracies", ("val/rewards/accuracies",)),
+    ("loss", "train/loss"),
+    ("reward_margins", "train/rewards/margins"),
+    ("reward_accuracies", "train/rewards/accuracies"),
+    ("validation_loss", "val/loss"),
+    ("validation_reward_margins", "val/rewards/margins"),
+    ("validation_reward_accuracies", "val/rewards/accuracies"),
+    ("heldout_accuracy", "heldout/prompt_strict"),
 )
 FINAL_PREFIXES = ("val/", "heldout/", "train/loss")
 
@@ -37,126 +51,94 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
     return labels
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+def _b64(path: Path | None) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path else None
 
 
-def plot_curve(groups: dict[str, list[Run]], title: str, names: tuple[str, ...], path: Path) -> Path | None:
-    """Mean over seeds per step, shaded ± one standard deviation; None when no run logged the metric."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = False
-    for label, runs in groups.items():
-        curves = [next((run.curves[n] for n in names if n in run.curves), []) for run in runs]
-        points = curve_spread([c for c in curves if c])
-        if not points:
-            continue
-        steps = [s for s, _ in points]
-        mean = [p.mean for _, p in points]
-        std = [p.std for _, p in points]
-        ax.plot(steps, mean, marker="o" if len(steps) < 10 else None, label=f"{label} (n={len(runs)})")
-        ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel(names[0])
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _main_metric(runs: list[Run]) -> str:
+    config = OmegaConf.load(runs[0].folder / ".hydra" / "config.yaml")
+    return str(config.get("optimized_metric") or "val/rewards/accuracies")
 
 
-def final_table(groups: dict[str, list[Run]]) -> tuple[list[str], dict[str, dict[str, Spread]]]:
-    metrics = sorted({k for runs in groups.values() for r in runs for k in r.final
-                      if k.startswith(FINAL_PREFIXES) and "/kind/" not in k})
-    table = {label: {m: s for m in metrics if (s := spread(r.final.get(m) for r in runs))} for label, runs in groups.items()}
-    return metrics, table
+def _pivot_rows(frame: pd.DataFrame, key: str, labels: list[str], first: str | None = None) -> list[dict[str, Any]]:
+    """One row per metric/kind, one cell per group ("-" where a group lacks it)."""
+    keys = list(dict.fromkeys(frame[key]))
+    keys = sorted(keys, key=lambda k: (k != first, k))
+    rows = []
+    for k in keys:
+        sub = frame[frame[key] == k].set_index("group")
+        cells = [cell(sub.at[g, "mean"], sub.at[g, "std"], int(sub.at[g, "n"])) if g in sub.index else "-" for g in labels]
+        rows.append({key: k, "short": short_name(k), "cells": cells, "main": k == first})
+    return rows
 
 
-def kind_table(groups: dict[str, list[Run]]) -> tuple[list[str], dict[str, dict[str, Spread]]]:
-    kinds = sorted({k for runs in groups.values() for r in runs for k in r.kinds})
-    table = {label: {k: s for k in kinds if (s := spread(r.kinds.get(k) for r in runs))} for label, runs in groups.items()}
-    return kinds, table
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ifpo.report", "templates"), autoescape=True)
+    return env.get_template("report.html.j2")
 
 
-def plot_kinds(kinds: list[str], table: dict[str, dict[str, Spread]], path: Path) -> Path | None:
-    if not kinds:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.35 * len(kinds) * max(1, len(table)) + 1.2)))
-    bar = 0.8 / max(1, len(table))
-    for n, (label, row) in enumerate(table.items()):
-        ys = [i + n * bar for i in range(len(kinds))]
-        ax.barh(ys, [row[k].mean if k in row else 0 for k in kinds], height=bar,
-                xerr=[row[k].std if k in row else 0 for k in kinds], label=label)
-    ax.set_yticks([i + bar * (len(table) - 1) / 2 for i in range(len(kinds))], kinds, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("strict accuracy (mean ± std over seeds)")
-    ax.set_title("final evaluation by method and constraint kind")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def build_report(sweep_dir: str | Path, output_dir: str | Path | None = None, samples: int = 3,
+                 sample_tokens: int = 64) -> dict[str, Any]:
+    """Write report.html (self-contained), the PNGs and report.json under `output_dir` (default <sweep>/report).
 
-
-def _table_html(title: str, columns: list[str], table: dict[str, dict[str, Spread]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["runs", *columns])
-    rows = "".join(
-        "<tr><td>" + html.escape(label) + "</td>"
-        + "".join(f"<td>{html.escape(row[c].text()) if c in row else '-'}</td>" for c in columns) + "</tr>"
-        for label, row in table.items()
-    )
-    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{rows}</table>"
-
-
-def build_report(sweep_dir: str | Path, output_dir: str | Path | None = None) -> dict[str, Any]:
-    """Write report.html, the PNGs and report.json under `output_dir` (default <sweep>/report)."""
+    `samples` prompts of each group's own validation data are answered by the group's first run's
+    last checkpoint (0 = no generation, no model loaded).
+    """
     sweep_dir = Path(sweep_dir)
     runs = read_sweep(sweep_dir)
     out = Path(output_dir) if output_dir else sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
-    images = []
-    for title, names in CURVES:
-        path = plot_curve(groups, title, names, out / f"{title.replace(' ', '_')}.png")
-        if path:
-            images.append((title, path))
-    metrics, finals = final_table(groups)
-    kinds, by_kind = kind_table(groups)
-    kinds_png = plot_kinds(kinds, by_kind, out / "accuracy_by_kind.png")
-    parts = [f"<h1>Sweep {html.escape(str(sweep_dir))}</h1>",
-             f"<p>{len(runs)} runs in {len(groups)} groups (mean ± sample std over seeds).</p>",
-             "<h2>Runs</h2><table><tr><th>folder</th><th>method</th><th>seed</th><th>overrides</th></tr>"
-             + "".join(f"<tr><td>{html.escape(r.folder.name)}</td><td>{html.escape(r.method)}</td><td>{r.seed}</td>"
-                       f"<td>{html.escape(' '.join(r.overrides))}</td></tr>" for r in runs) + "</table>"]
-    parts += [f"<h2>{html.escape(t)}</h2><img src='{p.name}' alt='{html.escape(t)}'>" for t, p in images]
-    parts.append(_table_html("final metrics", metrics, finals))
-    if kinds:
-        parts.append(_table_html("final evaluation by constraint kind (strict accuracy)", kinds, by_kind))
-        parts.append(f"<img src='{kinds_png.name}' alt='accuracy by kind'>")
-    else:
-        parts.append("<p>No evaluation results (train with callbacks=heldout_eval or run eval.py into the run folders).</p>")
-    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    labels = [f"{label} (n={len(members)})" for label, members in groups.items()]
+    named = dict(zip(labels, groups.values()))
+    main_metric = _main_metric(runs)
+
+    stats = curve_stats(curves_frame(named))
+    metrics = [m for _, m in CURVES]
+    curves_png = plots.curves_grid(stats, metrics, labels, out / "curves.png")
+    panels = [p for name, m in CURVES if (p := plots.single_curve(stats, m, labels, out / f"{name}.png"))]
+
+    finals = final_frame(named, FINAL_PREFIXES)
+    low, high = plots.metric_range(main_metric)
+    main_png = plots.bars(finals[finals.metric == main_metric], "metric", out / "main_metric.png",
+                          f"final {main_metric}", short_name(main_metric),
+                          (low, high) if math.isfinite(low) and math.isfinite(high) else None)
+    kinds = kinds_frame(named)
+    kinds_png = plots.bars(kinds, "kind", out / "accuracy_by_kind.png", "final evaluation by constraint kind",
+                           "strict accuracy (mean ± std over seeds)")
+
+    sample_groups = []
+    for label, members in named.items() if samples > 0 else ():
+        found, note = group_samples(members[0], samples, sample_tokens)
+        sample_groups.append({"label": label, "samples": found, "note": note})
+
+    page = _template().render(
+        sweep_name=sweep_dir.name, sweep_dir=str(sweep_dir), n_runs=len(runs), groups=labels, main_metric=main_metric,
+        runs=[{"group": next(lb for lb, ms in named.items() if r in ms), "folder": r.folder.name, "method": r.method,
+               "seed": r.seed, "overrides": " ".join(r.overrides)} for r in runs],
+        curves_png=_b64(curves_png), panel_files=[p.name for p in panels], main_png=_b64(main_png),
+        final_rows=_pivot_rows(finals, "metric", labels, first=main_metric),
+        kinds_png=_b64(kinds_png), kind_rows=_pivot_rows(kinds, "kind", labels), samples=sample_groups,
+    )
     report = out / "report.html"
-    report.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>ifpo sweep report</title>"
-                      f"<style>{style}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
+    report.write_text(page, encoding="utf-8")
+    images = [p for p in (curves_png, *panels, main_png, kinds_png) if p]
     data = {
-        "sweep_dir": str(sweep_dir), "html": str(report), "images": [str(p) for _, p in images]
-        + ([str(kinds_png)] if kinds_png else []),
+        "sweep_dir": str(sweep_dir), "html": str(report), "main_metric": main_metric,
+        "images": [str(p) for p in images],
         "groups": {label: [str(r.folder) for r in rs] for label, rs in groups.items()},
-        "final": {label: {m: vars(s) for m, s in row.items()} for label, row in finals.items()},
-        "by_kind": {label: {k: vars(s) for k, s in row.items()} for label, row in by_kind.items()},
+        "final": _nested(finals, "metric", groups, labels),
+        "by_kind": _nested(kinds, "kind", groups, labels),
+        "samples": {g["label"]: [vars(s) for s in g["samples"]] for g in sample_groups},
     }
     (out / "report.json").write_text(json.dumps(data, indent=2))
     return data
+
+
+def _nested(frame: pd.DataFrame, key: str, groups: dict[str, list[Run]], labels: list[str]) -> dict[str, Any]:
+    """{group: {metric: {mean, std, n}}} keyed by the plain group label (report.json's layout)."""
+    plain = dict(zip(labels, groups))
+    out: dict[str, Any] = {label: {} for label in groups}
+    for row in frame.itertuples(index=False):
+        out[plain[row.group]][getattr(row, key)] = {"mean": float(row.mean), "std": float(row.std), "n": int(row.n)}
+    return out

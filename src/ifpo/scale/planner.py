@@ -394,21 +394,29 @@ def format_plan(p: MemoryPlan) -> str:
     return "\n".join(lines)
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every option with a help line; --help shows each default (ArgumentDefaultsHelpFormatter)."""
     d = PlanSettings()
-    ap = argparse.ArgumentParser(prog="python -m ifpo.scale.planner", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m ifpo.scale.planner", description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="From a training config instead: python train.py +experiment=NAME plan=true",
+    )
     ap.add_argument(
         "--arch", default="llama-3.1-8b",
         help=f"a preset ({', '.join(sorted(PRESETS))}) or a model folder / config.json "
         "(Llama, Qwen2, Mistral, Gemma-2)",
     )  # fmt: skip
-    ap.add_argument("--nodes", type=int, default=d.nodes)
-    ap.add_argument("--gpus-per-node", type=int, default=d.gpus_per_node)
-    ap.add_argument("--gpu-memory-gib", type=float, default=d.gpu_memory_gib)
-    ap.add_argument("--zero-stage", type=int, choices=(0, 3), default=d.zero_stage)
-    ap.add_argument("--offload-optimizer", choices=("none", "cpu"), default=d.offload_optimizer)
-    ap.add_argument("--offload-params", choices=("none", "cpu"), default=d.offload_params)
-    ap.add_argument("--ref", choices=("copy", "adapter", "precomputed", "none"), default=d.reference)
+    ap.add_argument("--nodes", type=int, default=d.nodes, help="nodes in the cluster")
+    ap.add_argument("--gpus-per-node", type=int, default=d.gpus_per_node, help="GPUs (ranks) per node")
+    ap.add_argument("--gpu-memory-gib", type=float, default=d.gpu_memory_gib, help="memory of one GPU")
+    ap.add_argument("--zero-stage", type=int, choices=(0, 3), default=d.zero_stage, help="0 = DDP, 3 = ZeRO-3")
+    ap.add_argument("--offload-optimizer", choices=("none", "cpu"), default=d.offload_optimizer,
+                    help="ZeRO-3: optimizer states in CPU RAM")
+    ap.add_argument("--offload-params", choices=("none", "cpu"), default=d.offload_params,
+                    help="ZeRO-3: parameters in CPU RAM")
+    ap.add_argument("--ref", choices=("copy", "adapter", "precomputed", "none"), default=d.reference,
+                    help="how the reference model is held (ref.mode)")
     ap.add_argument("--lora-rank", type=int, default=d.lora_rank, help="0 = full fine-tuning")
     ap.add_argument(
         "--lora-targets", default="all-linear", help="'all-linear' or comma list, e.g. q_proj,v_proj"
@@ -416,19 +424,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--micro-batch", type=int, default=d.micro_batch, help="sequences per forward (2 per DPO pair)"
     )
-    ap.add_argument("--seq-len", type=int, default=d.seq_len)
-    ap.add_argument("--no-gradient-checkpointing", action="store_true")
-    ap.add_argument("--no-flash-attention", action="store_true")
+    ap.add_argument("--seq-len", type=int, default=d.seq_len, help="tokens per sequence")
+    ap.add_argument("--no-gradient-checkpointing", action="store_true", help="plan without activation checkpointing")
+    ap.add_argument("--no-flash-attention", action="store_true", help="plan with materialised attention scores")
     ap.add_argument(
         "--logprob-chunk", type=int, default=d.logprob_chunk_tokens, help="tokens per chunk; 0 = naive"
     )
-    ap.add_argument("--overhead-gib", type=float, default=d.overhead_gib)
+    ap.add_argument("--overhead-gib", type=float, default=d.overhead_gib,
+                    help="per-GPU allowance for the CUDA context, allocator and buffers")
     ap.add_argument(
-        "--cpu-memory-gib", type=float, default=None, help="CPU RAM per node to check offload against"
+        "--cpu-memory-gib", type=float, default=None,
+        help="CPU RAM per node to check offload against; None = not checked",
     )
     ap.add_argument("--deepspeed-check", action="store_true", help="also print DeepSpeed's ZeRO-3 estimator")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the plan does not fit")
-    return ap.parse_args(argv)
+    return ap
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def settings_from_args(args: argparse.Namespace) -> PlanSettings:

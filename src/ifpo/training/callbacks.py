@@ -15,8 +15,9 @@ from rich.table import Table
 class FinalSummary(pl.Callback):
     """At the end of fit: print the final metrics as a table and save them to metrics.json."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, main_metric: str | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.main_metric = main_metric  # first row, bold: the number the run is judged by
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -30,9 +31,14 @@ class FinalSummary(pl.Callback):
         table = Table(title=f"final metrics after {trainer.global_step} optimizer steps")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        for key, value in metrics.items():
-            if key.startswith("val/") or key in ("train/loss", "global_step"):
-                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        shown = [k for k in metrics if k.startswith("val/") or k in ("train/loss", "global_step")]
+        if self.main_metric in shown:
+            shown.remove(self.main_metric)
+            shown.insert(0, self.main_metric)
+        for key in shown:
+            value = metrics[key]
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            table.add_row(key, text, style="bold" if key == self.main_metric else None)
         for key, count in skipped.items():
             table.add_row(f"skipped {key}", str(count))
         Console().print(table)

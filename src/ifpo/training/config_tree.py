@@ -1,7 +1,8 @@
-"""Print the composed config as a rich tree (rank zero) and save it to the run folder."""
+"""Save the composed config as a rich tree to the run folder; the terminal gets one line saying where."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import rich.tree
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+
+log = logging.getLogger(__name__)
 
 PRINT_ORDER = ("model", "ref", "data", "loss", "optim", "trainer", "callbacks", "logger", "paths")
 
@@ -23,8 +26,11 @@ def print_config_tree(cfg: DictConfig, output_dir: str | None = None, order: Seq
         value = cfg[name]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    Console().print(tree)
-    if output_dir:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(output_dir) / "config_tree.log", "w") as f:
-            Console(file=f, width=120).print(tree)
+    if not output_dir:  # no run folder to write to: the terminal is the only place
+        Console().print(tree)
+        return
+    path = Path(output_dir) / "config_tree.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        Console(file=f, width=120).print(tree)
+    log.info("config: %s", path)  # `--cfg job` prints it before a run

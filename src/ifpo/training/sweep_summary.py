@@ -22,6 +22,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from ifpo.training.terminal import short_name
+
 log = logging.getLogger(__name__)
 
 SUMMARY_JSON = "sweep_summary.json"
@@ -98,14 +100,23 @@ def summary_table(jobs: list[JobSummary], metric: str | None = None, title: str 
     """Job, the swept overrides, status, the optimised metric, step and the validation metrics."""
     swept = varying_overrides(jobs) if len(jobs) > 1 else []
     shown = [metric] if metric else []
-    shown += sorted({k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric})[:6]
-    table = Table(title=title)
+    others = sorted({k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric},
+                    key=lambda k: (k not in ("val/loss", "val/rewards/margins"), k))
+    shown += others[:3]  # the full set is in sweep_summary.csv; a terminal row stays readable
+    # Short headers (val/acc, val/margin...) so a 100-column terminal shows them; the optimised
+    # metric comes first, bold, and is never the column that gets squeezed.
+    table = Table(title=title, caption=f"{short_name(metric)} = {metric}" if metric else None)
+    texts = [" ".join(o for o in j.overrides if o.partition("=")[0] in swept) if swept else j.override_text()
+             for j in jobs]
+    overrides_width = min(40, max([len("overrides"), *map(len, texts)]))
     for column in ("job", "overrides", "status", *shown, "global_step"):
-        table.add_column(column, justify="left" if column in ("job", "overrides", "status") else "right")
-    for job in jobs:
+        main = column == metric
+        width = overrides_width if column == "overrides" else len(short_name(column)) if main else None
+        table.add_column(short_name(column), justify="left" if column in ("job", "overrides", "status") else "right",
+                         style="bold" if main else None, no_wrap=width is not None, min_width=width)
+    for job, text in zip(jobs, texts):
         values = [_fmt(job.metrics.get(k)) for k in (*shown, "global_step")]
-        shown_overrides = " ".join(o for o in job.overrides if o.partition("=")[0] in swept) if swept else job.override_text()
-        table.add_row(job.job, shown_overrides, job.status, *values)
+        table.add_row(job.job, text, job.status, *values)
     return table
 
 
@@ -124,5 +135,5 @@ class SweepSummaryCallback(Callback):
         if not sweep_dir.is_dir():
             return
         jobs = summarize_sweep(sweep_dir, metric)
-        Console(width=160).print(summary_table(jobs, metric, title=f"sweep {sweep_dir}"))
+        Console().print(summary_table(jobs, metric, title=f"sweep {sweep_dir}"))
         log.info("sweep summary: %s, %s", sweep_dir / SUMMARY_JSON, sweep_dir / SUMMARY_CSV)

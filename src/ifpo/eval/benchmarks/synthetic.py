@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ifpo.eval.benchmarks.base import GetGenerator, generate_saved, load_keyed_responses, register_benchmark
+from ifpo.eval.benchmarks.base import (
+    GetGenerator,
+    generate_saved,
+    load_keyed_responses,
+    register_benchmark,
+    take,
+)
 from ifpo.eval.benchmarks.ifeval import rule_metrics
 from ifpo.eval.report import BenchmarkResult, kind_table
 
@@ -13,7 +19,7 @@ from ifpo.eval.report import BenchmarkResult, kind_table
 def synthetic(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     from ifpo.eval.synthetic_heldout import heldout_examples, score_heldout
 
-    items = heldout_examples(int(ecfg.num_examples), int(ecfg.seed))
+    items = take(heldout_examples(int(ecfg.num_examples), int(ecfg.seed)), ecfg.limit)
     if ecfg.responses:
         responses = load_keyed_responses(ecfg.responses)
     else:
