@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ifpo.data.datamodule import PreferenceDataModule
@@ -16,8 +16,9 @@ from ifpo.models.loading import load_tokenizer
 from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
-from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
+from ifpo.training.preemption import Preempted, describe_environment, own_the_resume_choice, trainer_plugins
 from ifpo.training.resume import resolve_ckpt_path
+from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
 from ifpo.training.wandb_logging import (
     finish_wandb,
     log_final_summary,
@@ -48,6 +49,7 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
         cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
         **preemption_kwargs(cfg.trainer), **strategy,
     )
+    own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
         from ifpo.scale.reference import attach_precomputed_reference
 
@@ -62,25 +64,48 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         return run_plan(cfg)
     require_cuda(cfg)  # before anything is printed, loaded or downloaded
+    resume = cfg.get("resume", "auto")
+    folder = RunFolder(cfg.paths.output_dir, checkpoint_dir(cfg))
+    try:
+        state = folder.check(cfg, resume)  # before anything in the folder is written
+    except RunFolderConflict as conflict:
+        log.error("%s", conflict.message)
+        raise
+    if state == "finished":
+        log.warning("run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
+                    "(e.g. a larger trainer.max_steps) or start a new run with another run_name", folder.run_dir)
+        return finished_metrics(folder.run_dir)
     print_config_tree(cfg, cfg.paths.output_dir)
     prepare_wandb_env()
     module, datamodule, trainer = build(cfg)
     log_resolved_config(trainer.loggers, cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "never"), cfg.paths.output_dir, checkpoint_dir(cfg))
-    log.info(describe_environment())
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), resume, cfg.paths.output_dir, checkpoint_dir(cfg))
+    log.info(describe_environment((cfg.get("preemption") or {}).get("signal_lead_s")))
     finished = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         finished = True
-    except SIGTERMException:
-        # SaveOnSigterm wrote the checkpoint; a non-zero exit tells SLURM/shells this run is unfinished.
-        log.warning("stopped by SIGTERM at step %d; rerun the same run folder to resume", trainer.global_step)
-        raise SystemExit(exit_code_after_sigterm()) from None
+    except Preempted as stop:
+        # The agreed checkpoint is written; a non-zero exit tells SLURM/shells this run is unfinished.
+        log.warning("stopped by %s at step %d; rerun the same command to resume", signal_name(stop.signum),
+                    trainer.global_step)
+        raise SystemExit(stop.code) from None
+    except SystemExit as aborted:
+        if getattr(trainer, "interrupted", False) or aborted.code == 1:
+            # Lightning's KeyboardInterrupt path (a second Ctrl-C): aborted at once, no checkpoint.
+            raise SystemExit(130) from None
+        raise
     finally:
         if finished:
             log_final_summary(trainer.loggers, final_metrics(trainer))
+            if trainer.is_global_zero:
+                folder.mark_finished(trainer.global_step)
         finish_wandb(trainer.loggers, failed=not finished)
     return final_metrics(trainer)
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
