@@ -31,7 +31,8 @@ def train_command(overrides: list[str], multirun: bool = False) -> list[str]:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "PL_GLOBAL_SEED"))}
-    env.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
+    # src first: this checkout's package wins over an editable install of another checkout.
+    env.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
                 "TOKENIZERS_PARALLELISM": "false", "HYDRA_FULL_ERROR": "1"})
     env.update(extra)
     return env
