@@ -74,13 +74,15 @@ def differing_keys(old: dict[str, str], new: dict[str, str]) -> dict[str, tuple[
 
 
 def _hydra_dir() -> Path | None:
+    """This run's `.hydra/` folder, or None outside a Hydra run (tests composing configs directly)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         hydra = HydraConfig.get()
-    except (ValueError, ImportError):
-        return None  # not under Hydra (tests composing configs directly)
-    return Path(hydra.runtime.output_dir) / hydra.output_subdir if hydra.output_subdir else None
+        folder = Path(hydra.runtime.output_dir) / hydra.output_subdir if hydra.output_subdir else None
+    except Exception:  # noqa: BLE001  (HydraConfig unset, or composed without a runtime section)
+        return None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def _write_atomic(path: Path, text: str) -> None:
