@@ -1,7 +1,7 @@
 """A run folder is never silently overwritten: same config to resume, finished means finished.
 
 The folder keeps its own record in `.ifpo/`: the resolved config the weights were trained with
-(`config.json`), copies of Hydra's `.hydra/config.yaml` and `overrides.yaml` (Hydra rewrites those
+(`config.json`), copies of Hydra's `.hydra/*.yaml` (Hydra rewrites those
 before any of our code runs, so they are put back when a start is refused), `finished.json` once
 training completed, and `resume_force.jsonl`, one line per `resume=force` that changed the config.
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RECORD = ".ifpo"
 IGNORED_KEYS = ("resume", "ckpt_path", "plan")  # how to start, not what is trained
-HYDRA_FILES = ("config.yaml", "overrides.yaml")
+HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 
 
 class RunFolderConflict(SystemExit):
@@ -119,7 +119,7 @@ class RunFolder:
             (self.record / "hydra").mkdir(exist_ok=True)
             for name in HYDRA_FILES:
                 if (hydra / name).is_file():
-                    shutil.copyfile(hydra / name, self.record / "hydra" / name)
+                    shutil.copy2(hydra / name, self.record / "hydra" / name)
 
     def restore_hydra_files(self) -> None:
         """Put back the `.hydra/` files of the run that is in this folder (Hydra overwrote them)."""
@@ -129,7 +129,7 @@ class RunFolder:
         for name in HYDRA_FILES:
             saved = self.record / "hydra" / name
             if saved.is_file():
-                shutil.copyfile(saved, hydra / name)
+                shutil.copy2(saved, hydra / name)  # contents and mtime
 
     def mark_finished(self, global_step: int) -> None:
         self.record.mkdir(parents=True, exist_ok=True)
