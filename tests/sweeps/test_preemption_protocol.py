@@ -316,3 +316,22 @@ def test_orphaned_top_k_files_are_removed_and_listed_ones_kept(tmp_path):
     assert set(callback.prune_orphans()) == {orphan, orphan_dir}
     assert listed.exists() and last.exists()
     assert list(callback.best_k_models) == [str(listed)]  # a listed file that is gone is forgotten
+
+
+# ------------------------------------------------------------------ the lead time: one config value
+@pytest.mark.parametrize(
+    "overrides,lead",
+    [([], 300), (["experiment=rpo_8b"], 600), (["experiment=dpo_70b"], 1200), (["experiment=iopo_70b_lora"], 1200),
+     (["experiment=rpo_70b", "preemption.signal_lead_s=900"], 900)],
+)
+def test_submitit_usr2_lead_time_is_the_config_value(overrides, lead):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.hydra_helpers import ROOT
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)
+    assert cfg.preemption.signal_lead_s == lead
+    assert cfg.hydra.launcher.signal_delay_s == lead  # what submitit turns into --signal=USR2@<lead>
