@@ -127,6 +127,7 @@ def test_second_ctrl_c_aborts_without_a_checkpoint(tmp_path):
     with pytest.raises(SystemExit) as aborted:  # Lightning's KeyboardInterrupt path; train.py maps it to 130
         trainer.fit(BoringModel())
     assert not isinstance(aborted.value, Preempted)
+    assert preemption.aborted_by_second_ctrl_c(trainer)  # what train.py turns into exit 130
     assert not list(tmp_path.glob("hpc_ckpt_*"))
 
 

@@ -22,7 +22,6 @@ import shutil
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 
@@ -91,15 +90,6 @@ def saved_at(path: str | Path) -> int:
             if (path / name).exists():
                 return (path / name).stat().st_mtime_ns
     return path.stat().st_mtime_ns
-
-
-def marker_step(path: str | Path) -> int | None:
-    """The global step recorded in a directory checkpoint's completion marker (None for files)."""
-    marker = Path(path) / MARKER
-    try:
-        return int(json.loads(marker.read_text())["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _remove(path: Path) -> None:
@@ -192,18 +182,3 @@ def prune(run_dir: str | Path, keep: Path, checkpoint_dir: str | Path | None = N
 def describe(path: Path) -> str:
     """`file` or `DeepSpeed directory` for log lines."""
     return "DeepSpeed directory" if Path(path).is_dir() else "file"
-
-
-def checkpoint_step(path: str | Path) -> int | None:
-    """The global step a checkpoint holds: the marker of a directory, else read from the file
-    (memory-mapped, tensors untouched). None when it cannot be read."""
-    path = Path(path)
-    if path.is_dir():
-        return marker_step(path)
-    try:
-        import torch
-
-        state: Any = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return int(state.get("global_step"))
-    except Exception:  # noqa: BLE001  (any unreadable file simply has no known step)
-        return None

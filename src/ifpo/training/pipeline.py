@@ -16,7 +16,13 @@ from ifpo.models.loading import load_tokenizer
 from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
-from ifpo.training.preemption import Preempted, describe_environment, own_the_resume_choice, trainer_plugins
+from ifpo.training.preemption import (
+    Preempted,
+    aborted_by_second_ctrl_c,
+    describe_environment,
+    own_the_resume_choice,
+    trainer_plugins,
+)
 from ifpo.training.resume import resolve_ckpt_path
 from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
 from ifpo.training.wandb_logging import (
@@ -90,10 +96,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.warning("stopped by %s at step %d; rerun the same command to resume", signal_name(stop.signum),
                     trainer.global_step)
         raise SystemExit(stop.code) from None
-    except SystemExit as aborted:
-        if getattr(trainer, "interrupted", False) or aborted.code == 1:
-            # Lightning's KeyboardInterrupt path (a second Ctrl-C): aborted at once, no checkpoint.
-            raise SystemExit(130) from None
+    except SystemExit:
+        if aborted_by_second_ctrl_c(trainer):  # aborted at once, no checkpoint: what a shell reports
+            log.warning("aborted by a second Ctrl-C at step %d; no checkpoint written", trainer.global_step)
+            raise SystemExit(128 + signal.SIGINT) from None
         raise
     finally:
         if finished:

@@ -38,7 +38,7 @@ import torch.distributed as dist
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
-from ifpo.training.checkpoint_files import HPC_PREFIX, atomic_save, describe, prune
+from ifpo.training.checkpoint_files import atomic_save, describe, prune
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,11 @@ class PreemptionCheckpoint(pl.Callback):
         return path
 
 
+def aborted_by_second_ctrl_c(trainer: pl.Trainer) -> bool:
+    """True when a second Ctrl-C ended fit (Lightning turns the KeyboardInterrupt into exit 1)."""
+    return any(isinstance(cb, PreemptionCheckpoint) and cb.flag.interrupts > 1 for cb in trainer.callbacks)
+
+
 def requeue_slurm_job() -> int:
     """`scontrol requeue` this job (array tasks as <array id>_<task id>); returns its exit code."""
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -208,15 +213,6 @@ def trainer_plugins() -> list[Any]:
     return [SLURMEnvironment(auto_requeue=False, requeue_signal=REQUEUE_SIGNAL)]
 
 
-def exit_code(signum: int) -> int:
-    """128 + signal, what a shell reports for a process ended by that signal."""
-    return 128 + int(signum)
-
-
-def exit_code_after_sigterm() -> int:
-    return exit_code(signal.SIGTERM)
-
-
 def describe_environment(lead_s: int | None = None) -> str:
     """One line for the log: which signals checkpoint, and where requeues come from."""
     lead = f" ({lead_s} s before the time limit)" if lead_s else ""
@@ -226,10 +222,6 @@ def describe_environment(lead_s: int | None = None) -> str:
     job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID")
     restart = os.environ.get("SLURM_RESTART_COUNT", "0")
     return f"preemption: SLURM job {job} restart {restart}; SIGUSR2{lead} -> checkpoint + requeue, SIGTERM -> checkpoint"
-
-
-def hpc_checkpoints(run_dir: str | Path) -> list[Path]:
-    return sorted(Path(run_dir).glob(f"{HPC_PREFIX}*.ckpt"))
 
 
 class _ConnectorWithoutHpcAutoResume:
