@@ -30,6 +30,8 @@ def test_record_then_resume_refuse_force_and_finished(tmp_path):
     assert folder.check(base, "auto") == "start"
     torch.save({"global_step": 3}, tmp_path / "hpc_ckpt_1.ckpt")
     assert folder.check(base, "auto") == "resume"
+    renamed = compose_config("train", ["debug=fast", "run_name=another_name"], output_dir=tmp_path)
+    assert folder.check(renamed, "auto") == "resume"  # run_name (a start time by default) is not a hyper-parameter
     with pytest.raises(RunFolderConflict) as refused:
         folder.check(other, "auto")
     assert refused.value.code == 2

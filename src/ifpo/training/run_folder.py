@@ -30,7 +30,9 @@ from ifpo.training.checkpoint_files import candidates
 log = logging.getLogger(__name__)
 
 RECORD = ".ifpo"
-IGNORED_KEYS = ("resume", "ckpt_path", "plan")  # how to start, not what is trained
+# How to start and where, not what is trained: the folder is the same by construction, and
+# run_name defaults to the start time outside SLURM (a resumed multirun job would differ).
+IGNORED_KEYS = ("resume", "ckpt_path", "plan", "run_name", "paths")
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 
 
