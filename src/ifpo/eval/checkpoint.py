@@ -51,6 +51,35 @@ def checkpoint_model_config(path: str | Path) -> dict[str, Any] | None:
     return dict(model) if isinstance(model, dict) else None
 
 
+def checkpoint_peft_config(path: str | Path) -> dict[str, Any] | None:
+    """The ``peft`` config of the training run (LoRA settings), if it used adapters."""
+    hparams = _read(path).get("hyper_parameters")
+    peft = hparams.get("peft") if isinstance(hparams, dict) else None
+    return dict(peft) if isinstance(peft, dict) and peft.get("enabled") else None
+
+
+def _load_lora(model: PreTrainedModel, peft_cfg: dict[str, Any], state: dict[str, torch.Tensor],
+               checkpoint: str | Path) -> PreTrainedModel:
+    """Base from the model config + the checkpoint's adapters, merged. LoRA checkpoints hold only
+    the adapters (the frozen base is never saved), so every adapter tensor must be there and any
+    base tensor present (older checkpoints) must fit too."""
+    from ifpo.scale.lora import apply_lora
+
+    peft_model = apply_lora(model, peft_cfg)
+    try:
+        result = peft_model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{checkpoint}: adapter weights do not fit model + peft config: {exc}") from exc
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys or not any("lora_" in k for k in state):
+        raise CheckpointError(
+            f"{checkpoint}: LoRA checkpoint does not fit the model + peft config (missing adapters "
+            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}); evaluate with the model the run trained"
+        )
+    log.info("loaded %d LoRA tensors from %s onto the base model and merged them", len(state), checkpoint)
+    return peft_model.merge_and_unload()
+
+
 def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The policy weights of a Lightning checkpoint, with the ``policy.`` prefix removed."""
     checkpoint = _read(path)
@@ -74,6 +103,11 @@ def load_policy(
     model = build_causal_lm(model_cfg)
     if checkpoint is not None:
         state = policy_state_dict(checkpoint)
+        peft_cfg = checkpoint_peft_config(checkpoint)
+        if peft_cfg is not None:
+            model = _load_lora(model, peft_cfg, state, checkpoint)
+            model.eval()
+            return model, tokenizer
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches raise even with strict=False

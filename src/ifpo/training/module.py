@@ -99,10 +99,11 @@ class PreferenceModule(pl.LightningModule):
 
     # -- checkpoints: the reference and a LoRA run's frozen base are never saved ----------
     def _unsaved_keys(self) -> list[str]:
-        """State-dict keys rebuilt on load instead of saved: the reference, and with LoRA every
-        frozen policy weight (at 70B the base is 141 GB; the adapters are a few hundred MB)."""
+        """State-dict keys rebuilt on load instead of saved: the reference, and with LoRA on a
+        pretrained base every frozen policy weight (at 70B the base is 141 GB, the adapters a few
+        hundred MB); `model.name_or_path` gives them back. A random-init base is kept."""
         keys = [k for k in self.state_dict() if k.startswith(REFERENCE_PREFIX)]
-        if peft_enabled(self.peft_cfg) and self.policy is not None:
+        if peft_enabled(self.peft_cfg) and self.policy is not None and self.model_cfg.get("name_or_path"):
             keys += [f"policy.{n}" for n, p in self.policy.named_parameters() if not p.requires_grad]
         return keys
 
