@@ -102,7 +102,12 @@ def test_deepspeed_config_from_hydra_with_auto_sizes_and_overrides():
     assert "bf16" not in strategy.config  # filled by Lightning from trainer.precision=bf16-mixed
     seventy = build_strategy(compose_config("train", ["experiment=rpo_70b"]))
     assert seventy.config["zero_optimization"]["reduce_bucket_size"] == 8192 * 8192
-    assert not seventy.exclude_frozen_parameters  # LoRA: the frozen base stays in checkpoints
+    # LoRA on a pretrained base: checkpoints hold the adapters only (issue 12 item 7); a random-init
+    # base has nowhere to be rebuilt from, so it stays.
+    assert seventy.exclude_frozen_parameters
+    random_base = build_strategy(compose_config("train", ["experiment=rpo_70b", "model.name_or_path=null",
+                                                          "model.config=${paths.assets_dir}/tiny_llama"]))
+    assert not random_base.exclude_frozen_parameters
     assert build_strategy(compose_config("train", [])) == "auto"
 
 

@@ -28,7 +28,9 @@ SCRIPTS = ("train_multinode.sbatch", "sweep_array.sbatch")
 CPU_RESOURCES = ("--nodes=1", "--gpus-per-node=0", "--cpus-per-task=1", "--mem=100", "--time=5")
 
 STAND_IN_PYTHON = """#!/bin/sh
-# Stand-in for `python`: record argv (train.py + overrides) per array task and rank.
+# Stand-in for `python`: answer the templates' lead-time question (train.py ... --cfg job), and
+# record argv (train.py + overrides) per array task and rank.
+case " $* " in *" --cfg job "*) echo "signal_lead_s: 300"; exit 0;; esac
 printf '%s\\n' "$@" > "$ARGS_DIR/args-${SLURM_ARRAY_TASK_ID:-none}-rank${SLURM_PROCID:-0}.txt"
 """
 
@@ -71,12 +73,13 @@ def test_sbatch_script_passes_shellcheck(script: str) -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_sbatch_script_requeues_and_signals_usr2(script: str) -> None:
-    directives = [
-        line for line in (SLURM_DIR / script).read_text().splitlines() if line.startswith("#SBATCH")
-    ]
+def test_sbatch_script_requeues_and_reads_the_usr2_lead_time_from_the_config(script: str) -> None:
+    text = (SLURM_DIR / script).read_text()
+    directives = [line for line in text.splitlines() if line.startswith("#SBATCH")]
     assert "#SBATCH --requeue" in directives
-    assert "#SBATCH --signal=USR2@90" in directives
+    # No second copy of the lead time in an #SBATCH --signal line: the config's value is read.
+    assert not any(d.startswith("#SBATCH --signal") for d in directives)
+    assert "--cfg job --package preemption" in text and "scancel --signal=USR2" in text
 
 
 def test_parse_record_splits_key_values() -> None:

@@ -8,6 +8,7 @@ import time
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
 from ifpo.training import preemption
@@ -15,8 +16,9 @@ from ifpo.training.resume import ResumableDataLoader, ResumableSampler, resolve_
 
 
 def _touch(path, mtime):
+    """A complete (loadable) checkpoint file with the given modification time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
+    torch.save({"global_step": 1}, path)
     os.utime(path, (mtime, mtime))
     return path
 
@@ -42,7 +44,7 @@ def test_explicit_ckpt_path_wins_and_must_exist(tmp_path):
     assert resolve_ckpt_path(str(explicit), "auto", tmp_path) == str(explicit)
     with pytest.raises(FileNotFoundError, match="ckpt_path=.*nope.ckpt: no such checkpoint"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), "auto", tmp_path)
-    with pytest.raises(ValueError, match=r"resume='sometimes': expected one of \['auto', 'never'\]"):
+    with pytest.raises(ValueError, match=r"resume='sometimes': expected one of \['auto', 'never', 'force'\]"):
         resolve_ckpt_path(None, "sometimes", tmp_path)
 
 
@@ -110,24 +112,29 @@ def restore_usr2():
     signal.signal(signal.SIGUSR2, before)
 
 
-def test_under_slurm_lightning_alone_handles_usr2(monkeypatch, restore_usr2):
-    """submitit's USR2 handler is removed, so Lightning's checkpoint-and-requeue handler is installed."""
+def test_under_slurm_no_handler_but_the_flag_handles_usr2(monkeypatch, restore_usr2):
+    """submitit's USR2 handler is removed and Lightning's requeue handler (which would save a
+    collective checkpoint from inside the handler) is never installed: during fit only the flag of
+    PreemptionCheckpoint handles USR2 (see test_preemption_protocol.py for the whole protocol)."""
     monkeypatch.setenv("SLURM_NTASKS", "1")
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
     monkeypatch.setenv("SLURM_JOB_ID", "123")
     signal.signal(signal.SIGUSR2, _FakeSubmititHandler().checkpoint_and_try_requeue)
     plugins = preemption.trainer_plugins()
     assert len(plugins) == 1 and isinstance(plugins[0], SLURMEnvironment)
-    assert plugins[0].requeue_signal == signal.SIGUSR2 and plugins[0].auto_requeue
+    assert plugins[0].requeue_signal == signal.SIGUSR2 and not plugins[0].auto_requeue
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
-    trainer = pl.Trainer(accelerator="cpu", devices=1, plugins=plugins, logger=False, enable_checkpointing=False)
+    callback = preemption.PreemptionCheckpoint(dirpath="unused")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, plugins=plugins, logger=False, enable_checkpointing=False,
+                         callbacks=[callback])
+    callback.setup(trainer, None, "fit")
     trainer._signal_connector.register_signal_handlers()
     try:
-        handler = signal.getsignal(signal.SIGUSR2)
-        bound = [h.__func__ for h in handler.signal_handlers]
-        assert bound == [type(trainer._signal_connector)._slurm_sigusr_handler_fn]
+        assert signal.getsignal(signal.SIGUSR2) == callback.flag.handle
+        assert signal.getsignal(signal.SIGTERM) == callback.flag.handle
     finally:
         trainer._signal_connector.teardown()
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
 
 
 def test_outside_slurm_no_plugin_and_foreign_handlers_stay(monkeypatch, restore_usr2):

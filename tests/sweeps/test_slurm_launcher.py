@@ -31,7 +31,9 @@ def test_launcher_resources_follow_the_trainer():
     launcher = cfg.hydra.launcher
     assert (launcher.tasks_per_node, launcher.nodes, launcher.gpus_per_node) == (4, 2, 4)
     assert (launcher.partition, launcher.account) == ("gpu", "proj")
-    assert launcher.signal_delay_s == 90 and launcher.additional_parameters.requeue is True
+    # The USR2 lead time is the config's preemption.signal_lead_s (slurm/*.sbatch read it too).
+    assert launcher.signal_delay_s == cfg.preemption.signal_lead_s == 300
+    assert launcher.additional_parameters.requeue is True
     assert launcher._target_.endswith("SlurmLauncher")
 
 

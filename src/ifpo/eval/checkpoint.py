@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ifpo.models.loading import build_causal_lm, load_tokenizer
-from ifpo.scale.lora import apply_lora, peft_enabled
+from ifpo.scale.lora import apply_lora
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,30 @@ def checkpoint_model_config(path: str | Path) -> dict[str, Any] | None:
 
 
 def checkpoint_peft_config(path: str | Path) -> dict[str, Any] | None:
-    """The ``peft`` config the training run used (LoRA or none), if saved."""
+    """The ``peft`` config of the training run (LoRA settings), if it used adapters."""
     hparams = _read(path).get("hyper_parameters")
     peft = hparams.get("peft") if isinstance(hparams, dict) else None
-    return dict(peft) if isinstance(peft, dict) else None
+    return dict(peft) if isinstance(peft, dict) and peft.get("enabled") else None
+
+
+def _load_lora(model: PreTrainedModel, peft_cfg: dict[str, Any], state: dict[str, torch.Tensor],
+               checkpoint: str | Path) -> PreTrainedModel:
+    """Base from the model config + the checkpoint's adapters, merged. LoRA checkpoints hold only
+    the adapters (the frozen base is never saved), so every adapter tensor must be there and any
+    base tensor present (older checkpoints) must fit too."""
+    peft_model = apply_lora(model, peft_cfg)
+    try:
+        result = peft_model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{checkpoint}: adapter weights do not fit model + peft config: {exc}") from exc
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys or not any("lora_" in k for k in state):
+        raise CheckpointError(
+            f"{checkpoint}: LoRA checkpoint does not fit the model + peft config (missing adapters "
+            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}); evaluate with the model the run trained"
+        )
+    log.info("loaded %d LoRA tensors from %s onto the base model and merged them", len(state), checkpoint)
+    return peft_model.merge_and_unload()
 
 
 def policy_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -83,8 +103,10 @@ def load_policy(
     if checkpoint is not None:
         state = policy_state_dict(checkpoint)
         peft_cfg = checkpoint_peft_config(checkpoint)
-        if peft_enabled(peft_cfg):  # a LoRA run saved base + adapter weights under PEFT's names
-            model = apply_lora(model, peft_cfg)
+        if peft_cfg is not None:
+            model = _load_lora(model, peft_cfg, state, checkpoint)
+            model.eval()
+            return model, tokenizer
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches raise even with strict=False
@@ -101,7 +123,5 @@ def load_policy(
                 "evaluate with the same model=... the run trained"
             )
         log.info("loaded %d policy tensors from %s", len(state), checkpoint)
-        if peft_enabled(peft_cfg):
-            model = model.merge_and_unload()  # W <- W + (alpha / r) * B @ A: a plain model again
     model.eval()
     return model, tokenizer

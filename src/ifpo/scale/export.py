@@ -92,21 +92,34 @@ def write_hf_folder(
     tokenizer: PreTrainedTokenizerBase | None,
     dtype: torch.dtype,
     generation_config: GenerationConfig | None = None,
+    base_source: str | None = None,
 ) -> Path:
     """Load a policy state dict (PEFT-wrapped names when LoRA is on) into a meta skeleton, merge, save.
 
-    ``generation_config`` (the source model's: its eos id list stops generation) travels along.
+    A LoRA checkpoint of a pretrained base holds only the adapters (the frozen base is never
+    saved): then the base is loaded from ``base_source`` (the run's ``model.name_or_path``) and
+    only the adapter weights must come from ``state``. ``generation_config`` (the source model's:
+    its eos id list stops generation) travels along.
     """
-    with torch.device("meta"):
-        skeleton: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    # PEFT names a wrapped linear's frozen weight "...base_layer.weight": none saved = adapters only.
+    adapters_only = peft_enabled(peft_cfg) and not any(".base_layer." in k for k in state)
+    if adapters_only:
+        if not base_source:
+            raise ExportError("export: an adapter-only LoRA checkpoint needs the base model's model.name_or_path")
+        skeleton: Any = AutoModelForCausalLM.from_pretrained(base_source, dtype=dtype)
+    else:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
     tied = set(getattr(skeleton, "_tied_weights_keys", None) or [])
     if peft_enabled(peft_cfg):
         from peft import get_peft_model
 
         skeleton = get_peft_model(skeleton, lora_config(peft_cfg))
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    result = skeleton.load_state_dict(state, strict=False, assign=True)
+    result = skeleton.load_state_dict(state, strict=False, assign=not adapters_only)
     missing = [k for k in result.missing_keys if not any(k.endswith(t) for t in tied)]
+    if adapters_only:
+        missing = [k for k in missing if "lora_" in k]  # the rest came from base_source
     if missing or result.unexpected_keys:
         raise ExportError(
             f"export: state dict does not match the model (missing {missing[:5]}, "
@@ -220,7 +233,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     config = AutoConfig.from_pretrained(str(source), trust_remote_code=bool(model_cfg.get("trust_remote_code")))
     dtype = DTYPES[str(model_cfg.get("dtype") or "float32")]
     tokenizer = load_tokenizer(model_cfg)
-    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype, _generation_config(str(source)))
+    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype, _generation_config(str(source)),
+                           base_source=model_cfg.get("name_or_path"))
 
 
 def _generation_config(source: str) -> GenerationConfig | None:

@@ -91,9 +91,11 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
         )
     exclude = strategy_cfg.get("exclude_frozen_parameters")
     if exclude is None:
-        # Without LoRA the only frozen weights are the reference's: never checkpoint them.
-        # With LoRA the frozen base must stay in the checkpoint.
-        exclude = not bool((cfg.get("peft") or {}).get("enabled", False))
+        # Frozen weights are rebuilt from the config on resume, never checkpointed: the reference,
+        # and with LoRA a pretrained base (only adapters + their optimizer state are written).
+        # A random-init LoRA base has nowhere to come back from, so it stays in the checkpoint.
+        lora = bool((cfg.get("peft") or {}).get("enabled", False))
+        exclude = not lora or bool(cfg.model.get("name_or_path"))
     cls: type[DeepSpeedStrategy] = DeepSpeedStrategy
     if strategy_cfg.get("cpu_test"):
         from ifpo.scale.cpu_deepspeed import CPUDeepSpeedStrategy

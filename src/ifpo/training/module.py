@@ -90,8 +90,9 @@ class PreferenceModule(pl.LightningModule):
                 # Built separately (never a deepcopy of a partitioned policy), then frozen.
                 self.reference = freeze(build_reference_copy(policy, self.model_cfg, self.ref_cfg))
         self.policy = apply_lora(policy, self.peft_cfg) if peft_enabled(self.peft_cfg) else policy
-        if self.reference is not None and is_zero3(strategy):
-            # DeepSpeed checkpoints leave the frozen reference out; it is rebuilt above on resume.
+        if (self.reference is not None or peft_enabled(self.peft_cfg)) and is_zero3(strategy):
+            # DeepSpeed checkpoints leave frozen weights out (the reference, a LoRA run's base);
+            # they are rebuilt above on resume.
             self.strict_loading = False
 
     def train(self, mode: bool = True) -> PreferenceModule:
@@ -112,17 +113,28 @@ class PreferenceModule(pl.LightningModule):
         self.train(True)
         self._step_at_batch_start = self.trainer.global_step
 
-    # -- checkpoints: the reference is never saved ---------------------------------------
+    # -- checkpoints: the reference and a LoRA run's frozen base are never saved ----------
+    def _unsaved_keys(self) -> list[str]:
+        """State-dict keys rebuilt on load instead of saved: the reference, and with LoRA on a
+        pretrained base every frozen policy weight (at 70B the base is 141 GB, the adapters a few
+        hundred MB); `model.name_or_path` gives them back. A random-init base is kept."""
+        keys = [k for k in self.state_dict() if k.startswith(REFERENCE_PREFIX)]
+        if peft_enabled(self.peft_cfg) and self.policy is not None and self.model_cfg.get("name_or_path"):
+            keys += [f"policy.{n}" for n, p in self.policy.named_parameters() if not p.requires_grad]
+        return keys
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
-            del state[key]
+        for key in self._unsaved_keys():
+            state.pop(key, None)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")
-        if state is not None and self.reference is not None:
-            for key, value in self.reference.state_dict().items():
-                state.setdefault(REFERENCE_PREFIX + key, value)
+        if state is None:
+            return
+        current = self.state_dict()
+        for key in self._unsaved_keys():
+            state.setdefault(key, current[key])  # as built by configure_model from the same config
 
     # -- the step ------------------------------------------------------------------------
     def compute_logps(self, batch: dict[str, Any]) -> SequenceLogps:

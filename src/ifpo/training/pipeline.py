@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ifpo.config.schema import validate_loss_config
@@ -18,8 +18,15 @@ from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
-from ifpo.training.preemption import describe_environment, exit_code_after_sigterm, trainer_plugins
+from ifpo.training.preemption import (
+    Preempted,
+    aborted_by_second_ctrl_c,
+    describe_environment,
+    own_the_resume_choice,
+    trainer_plugins,
+)
 from ifpo.training.resume import resolve_ckpt_path
+from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
 from ifpo.training.wandb_logging import (
     finish_wandb,
     log_final_summary,
@@ -52,6 +59,7 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
         **preemption_kwargs(cfg.trainer), **strategy,
     )
     apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
+    own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
         from ifpo.scale.reference import attach_precomputed_reference
 
@@ -67,23 +75,42 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         return run_plan(cfg)
     require_cuda(cfg)  # before anything is printed, loaded or downloaded
+    resume = cfg.get("resume", "auto")
+    folder = RunFolder(cfg.paths.output_dir, checkpoint_dir(cfg))
+    try:
+        state = folder.check(cfg, resume)  # before anything in the folder is written
+    except RunFolderConflict as conflict:
+        log.error("%s", conflict.message)
+        raise
+    if state == "finished":
+        log.warning("run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
+                    "(e.g. a larger trainer.max_steps) or start a new run with another run_name", folder.run_dir)
+        return finished_metrics(folder.run_dir)
     print_config_tree(cfg, cfg.paths.output_dir)
     prepare_wandb_env()
     module, datamodule, trainer = build(cfg)
     log_resolved_config(trainer.loggers, cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "never"), cfg.paths.output_dir, checkpoint_dir(cfg))
-    log.info(describe_environment())
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), resume, cfg.paths.output_dir, checkpoint_dir(cfg))
+    log.info(describe_environment((cfg.get("preemption") or {}).get("signal_lead_s")))
     finished = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         finished = True
-    except SIGTERMException:
-        # SaveOnSigterm wrote the checkpoint; a non-zero exit tells SLURM/shells this run is unfinished.
-        log.warning("stopped by SIGTERM at step %d; rerun the same run folder to resume", trainer.global_step)
-        raise SystemExit(exit_code_after_sigterm()) from None
+    except Preempted as stop:
+        # The agreed checkpoint is written; a non-zero exit tells SLURM/shells this run is unfinished.
+        log.warning("stopped by %s at step %d; rerun the same command to resume", signal_name(stop.signum),
+                    trainer.global_step)
+        raise SystemExit(stop.code) from None
+    except SystemExit:
+        if aborted_by_second_ctrl_c(trainer):  # aborted at once, no checkpoint: what a shell reports
+            log.warning("aborted by a second Ctrl-C at step %d; no checkpoint written", trainer.global_step)
+            raise SystemExit(128 + signal.SIGINT) from None
+        raise
     finally:
         if finished:
             log_final_summary(trainer.loggers, final_metrics(trainer))
+            if trainer.is_global_zero:
+                folder.mark_finished(trainer.global_step)
         finish_wandb(trainer.loggers, failed=not finished)
     export_at_end(cfg, module, datamodule)
     return final_metrics(trainer)
@@ -99,6 +126,10 @@ def export_at_end(cfg: DictConfig, module: PreferenceModule, datamodule: Prefere
     out = export_hf(module.policy, str(export.dir), datamodule.tokenizer, module.peft_cfg)
     if out is not None:
         log.info("exported the trained policy to %s (from_pretrained loads it)", out)
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def final_metrics(trainer: pl.Trainer) -> dict[str, float]:
