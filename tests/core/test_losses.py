@@ -179,3 +179,51 @@ def test_bad_options_are_rejected():
         get_loss_head("iopo", label_smoothing=0.7)
     with pytest.raises(ValueError, match="only variant=sigmoid"):
         get_loss_head("rpo", variant="ipo")
+
+
+@pytest.mark.parametrize("name,kwargs", [("dpo", {}), ("dpo", {"variant": "ipo"}), ("rpo", {"gamma": 0.5})])
+def test_pair_metrics_have_trls_meaning(gen, name, kwargs):
+    """TRL's DPOTrainer, by hand: chosen_rewards = beta * (pi_c - ref_c) (same for rejected),
+    rewards/margins = mean(chosen_rewards - rejected_rewards), rewards/accuracies =
+    mean(chosen_rewards > rejected_rewards), logps/chosen = mean(pi_c); every loss type."""
+    logps = _pair_logps(gen)
+    beta = 0.3
+    out = get_loss_head(name, beta=beta, **kwargs)(logps, {"margin": torch.ones(5)})
+    chosen = [beta * float(logps.policy["chosen"][i] - logps.reference["chosen"][i]) for i in range(5)]
+    rejected = [beta * float(logps.policy["rejected"][i] - logps.reference["rejected"][i]) for i in range(5)]
+    trl = {
+        "rewards/chosen": sum(chosen) / 5,
+        "rewards/rejected": sum(rejected) / 5,
+        "rewards/margins": sum(c - r for c, r in zip(chosen, rejected)) / 5,
+        "rewards/accuracies": sum(c > r for c, r in zip(chosen, rejected)) / 5,
+        "logps/chosen": sum(float(v) for v in logps.policy["chosen"]) / 5,
+        "logps/rejected": sum(float(v) for v in logps.policy["rejected"]) / 5,
+    }
+    for key, value in trl.items():  # the module logs the mean of the per-example values
+        assert out.metrics[key].mean().item() == pytest.approx(value, rel=1e-12), key
+    assert 0 < trl["rewards/accuracies"] < 1  # both outcomes present: the comparison is not vacuous
+    # For the sigmoid loss the margin is exactly the logit inside log sigma (TRL's identity).
+    if name == "dpo" and not kwargs:
+        assert out.loss.item() == pytest.approx(
+            sum(-_log_sigmoid(c - r) for c, r in zip(chosen, rejected)) / 5, rel=1e-12)
+
+
+def test_iopo_metrics_are_beta_scaled_per_side(gen):
+    logps = _quad_logps(gen)
+    beta = 0.25
+    out = get_loss_head("iopo", beta=beta)(logps, {})
+    for i in range(5):
+        r = {k: beta * float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
+        chosen, rejected = (r["x1y1"] + r["x2y2"]) / 2, (r["x1y2"] + r["x2y1"]) / 2
+        expected = {
+            "rewards/r11": r["x1y1"], "rewards/r22": r["x2y2"], "rewards/r12": r["x1y2"], "rewards/r21": r["x2y1"],
+            "rewards/chosen": chosen, "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
+            "rewards/accuracies": float(chosen > rejected),
+            "rewards/output_margins": (2 * r["x1y1"] - r["x1y2"] - r["x2y1"]) / 2,
+            "rewards/input_margins": (2 * r["x2y2"] - r["x2y1"] - r["x1y2"]) / 2,
+        }
+        for key, value in expected.items():
+            assert out.metrics[key][i].item() == pytest.approx(value, rel=1e-12), key
+        # The two sides sum to the loss logit, which is twice the margin.
+        logit = expected["rewards/output_margins"] + expected["rewards/input_margins"]
+        assert logit == pytest.approx(2 * expected["rewards/margins"], rel=1e-12)

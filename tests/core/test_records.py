@@ -10,7 +10,7 @@ from ifpo.data.collate import IGNORE_INDEX, PreferenceCollator
 from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record, validate_rows
 from ifpo.data.sources import load_file_records
-from ifpo.data.tokenize import TokenizeSettings, tokenize_record
+from ifpo.data.tokenize import PROMPT_TOO_LONG, RESPONSE_TOO_LONG, TokenizeSettings, tokenize_record
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "ifpo" / "assets"
 
@@ -122,15 +122,17 @@ def test_tokenised_prompt_is_masked_and_response_kept_whole(tokenizer):
     assert batch["input_ids"].shape[0] == 2 and batch["input_ids"].shape[1] % 8 == 0
 
 
-def test_prompts_are_cut_from_the_left_and_long_responses_dropped(tokenizer):
+def test_long_prompts_are_never_cut_and_long_responses_dropped(tokenizer):
+    # The final user turn is where the constraints are: it is never cut, so a prompt that is too
+    # long on its own drops the example (with the real reason) instead of losing its instruction.
     long_prompt = " ".join(["word"] * 200) + " FINAL QUESTION"
     record = validate_record({"prompt": long_prompt, "chosen": "short", "rejected": "other"}, "pair", "f", 1)
     out = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=64, max_prompt_length=32))
-    assert len(out["prompt_ids"]) == 32 and out["keep"]
-    assert "FINAL QUESTION" in tokenizer.decode(out["prompt_ids"])
+    assert not out["keep"] and out["drop_reason"] == PROMPT_TOO_LONG
+    assert "FINAL QUESTION" in tokenizer.decode(out["prompt_ids"])  # never cut
     long_response = validate_record({"prompt": "p", "chosen": "x " * 200, "rejected": "y"}, "pair", "f", 1)
     dropped = tokenize_record(long_response, "pair", tokenizer, TokenizeSettings(max_length=64, max_prompt_length=32))
-    assert not dropped["keep"] and dropped["drop_reason"] == "response does not fit max_length"
+    assert not dropped["keep"] and dropped["drop_reason"] == RESPONSE_TOO_LONG
     assert len(dropped["chosen_ids"]) > 64  # never truncated
 
 

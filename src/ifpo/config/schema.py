@@ -67,6 +67,9 @@ class ModelConfig:
     name_or_path: str | None = None  # HF folder or hub id: loads weights and tokenizer
     config: str | None = None  # architecture config (folder or config.json) for random init
     tokenizer: str | None = None  # defaults to name_or_path
+    chat_template: str | None = None  # a .jinja file or a bundled name (chatml); default: the tokenizer's own
+    gguf_file: str | None = None  # converted once into name_or_path (a plain HF folder), then loaded from there
+    gguf_package: str | None = None  # the installed distribution that ships gguf_file; null: gguf_file is a path
     dtype: Dtype = Dtype.float32
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     gradient_checkpointing: bool = False

@@ -19,6 +19,7 @@ from ifpo.losses.base import LossHead
 from ifpo.training.resume import ResumableDataLoader, ResumableSampler, global_seed
 
 log = logging.getLogger(__name__)
+LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted
 
 
 def _value(x: Any) -> Any:
@@ -71,9 +72,14 @@ class PreferenceDataModule(pl.LightningDataModule):
             desc=f"tokenising {split}",
         )
         skips = self.skips.setdefault(split, SkipCounter())
-        for reason in tokenized.filter(lambda r: not r["keep"])["drop_reason"]:
-            skips.add(reason, split)
-        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason"])
+        dropped = tokenized.filter(lambda r: not r["keep"])
+        for n, (reason, where) in enumerate(zip(dropped["drop_reason"], dropped["where"])):
+            skips.add(reason, where or split)
+            if n < LOGGED_DROPS:
+                log.warning("data[%s]: dropped %s: %s", split, where or "a record", reason)
+        if len(dropped) > LOGGED_DROPS:
+            log.warning("data[%s]: ... %d more dropped (counts by reason below)", split, len(dropped) - LOGGED_DROPS)
+        kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason", "where"])
         return kept.with_format(None)
 
     def setup(self, stage: str | None = None) -> None:

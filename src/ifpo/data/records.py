@@ -124,7 +124,9 @@ def validate_rows(
         try:
             if isinstance(row, DataFormatError):
                 raise row
-            valid.append(validate_record(row, kind, source, line))
+            record = validate_record(row, kind, source, line)
+            record["where"] = f"{source}:{line}"  # so later drops (e.g. too long) name the row too
+            valid.append(record)
         except DataFormatError as err:
             if on_error == "raise":
                 raise

@@ -17,6 +17,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ifpo.models.loading import eos_token_ids, require_chat_template
+
 log = logging.getLogger(__name__)
 
 Conversation = Sequence[Mapping[str, str]]
@@ -48,11 +50,7 @@ class Generator(Protocol):
 
 def chat_prompts(tokenizer: PreTrainedTokenizerBase, conversations: Sequence[Conversation]) -> list[str]:
     """Conversations rendered by the tokenizer's chat template, ending with the assistant cue."""
-    if tokenizer.chat_template is None:
-        raise ValueError(
-            f"tokenizer {tokenizer.name_or_path!r} has no chat template; evaluation prompts are chats "
-            "(use an instruct model's tokenizer or set model.tokenizer)"
-        )
+    require_chat_template(tokenizer)  # the same template training tokenized with
     return [
         tokenizer.apply_chat_template([dict(m) for m in c], tokenize=False, add_generation_prompt=True)
         for c in conversations
@@ -107,7 +105,7 @@ class HFGenerator:
             **batch,
             max_new_tokens=s.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=eos_token_ids(self.model, self.tokenizer),
             use_cache=True,
             **sampling,
         )

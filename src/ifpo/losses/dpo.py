@@ -12,14 +12,18 @@ from ifpo.losses.functional import hinge_preference_loss, ipo_loss, per_token_nl
 VARIANTS = ("sigmoid", "ipo", "hinge")
 
 
-def pair_metrics(logps: SequenceLogps, delta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The TRL-style reward/log-prob metrics every pair head reports."""
-    chosen, rejected = logps.reward("chosen"), logps.reward("rejected")
+def pair_metrics(logps: SequenceLogps, beta: float) -> dict[str, torch.Tensor]:
+    """TRL's DPO metrics with TRL's meaning, per example (the module averages them exactly).
+
+    rewards/chosen|rejected are the implicit rewards beta * (log pi - log pi_ref), margins their
+    difference, accuracies how often chosen beats rejected; logps/* are the policy's log-probs.
+    """
+    chosen, rejected = beta * logps.reward("chosen"), beta * logps.reward("rejected")
     return {
         "rewards/chosen": chosen.detach(),
         "rewards/rejected": rejected.detach(),
-        "rewards/margins": delta.detach(),
-        "rewards/accuracies": (delta > 0).float().detach(),
+        "rewards/margins": (chosen - rejected).detach(),
+        "rewards/accuracies": (chosen > rejected).to(chosen.dtype).detach(),
         "logps/chosen": logps.policy["chosen"].detach(),
         "logps/rejected": logps.policy["rejected"].detach(),
     }
@@ -62,7 +66,7 @@ class DPOLoss(LossHead):
                 "rejected"
             ) / logps.tokens["rejected"].clamp(min=1)
             per_example = ipo_loss(avg_delta, self.beta)
-        metrics = pair_metrics(logps, delta)
+        metrics = pair_metrics(logps, self.beta)
         if self.sft_weight:
             nll = per_token_nll(logps.policy["chosen"], logps.tokens["chosen"])
             per_example = per_example + self.sft_weight * nll

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.losses.functional import per_token_nll, sigmoid_preference_loss
 
@@ -29,23 +31,33 @@ class IOPOLoss(LossHead):
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
         self.beta, self.label_smoothing, self.sft_weight = beta, label_smoothing, sft_weight
 
+    def metrics(self, r11: torch.Tensor, r22: torch.Tensor, r12: torch.Tensor, r21: torch.Tensor) -> dict[str, torch.Tensor]:
+        """TRL's names and meaning (beta-scaled implicit rewards), per side of the quad.
+
+        rewards/r11..r21 are beta * r_ij; rewards/chosen|rejected the mean matched and crossed
+        rewards, margins their difference (TRL's identity margins = chosen - rejected; the loss
+        logit is 2 * margins), accuracies how often matched beats crossed. The two sides of the
+        loss: rewards/output_margins (fixed x: beta/2 * (2 r11 - r12 - r21)) and
+        rewards/input_margins (fixed y: beta/2 * (2 r22 - r21 - r12)); they sum to the logit.
+        """
+        b = self.beta
+        chosen, rejected = b * (r11 + r22) / 2, b * (r12 + r21) / 2
+        values = {
+            "rewards/r11": b * r11, "rewards/r22": b * r22, "rewards/r12": b * r12, "rewards/r21": b * r21,
+            "rewards/chosen": chosen, "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
+            "rewards/accuracies": (chosen > rejected).to(chosen.dtype),
+            "rewards/output_margins": b / 2 * (2 * r11 - r12 - r21),
+            "rewards/input_margins": b / 2 * (2 * r22 - r21 - r12),
+        }
+        return {name: value.detach() for name, value in values.items()}
+
     def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
         r11, r22, r12, r21 = (logps.reward(role) for role in self.roles)
-        output_pref = 2 * r11 - r12 - r21
-        input_pref = 2 * r22 - r21 - r12
-        logits = self.beta / 2 * (output_pref + input_pref)
+        logits = self.beta / 2 * ((2 * r11 - r12 - r21) + (2 * r22 - r21 - r12))
         per_example = sigmoid_preference_loss(logits, self.label_smoothing)
-        matched_minus_crossed = r11 + r22 - r12 - r21
-        metrics = {
-            "rewards/r11": r11.detach(),
-            "rewards/r22": r22.detach(),
-            "rewards/r12": r12.detach(),
-            "rewards/r21": r21.detach(),
-            "rewards/margins": matched_minus_crossed.detach(),
-            "rewards/accuracies": (matched_minus_crossed > 0).float().detach(),
-            "logps/matched": ((logps.policy["x1y1"] + logps.policy["x2y2"]) / 2).detach(),
-            "logps/crossed": ((logps.policy["x1y2"] + logps.policy["x2y1"]) / 2).detach(),
-        }
+        metrics = self.metrics(r11, r22, r12, r21)
+        metrics["logps/matched"] = ((logps.policy["x1y1"] + logps.policy["x2y2"]) / 2).detach()
+        metrics["logps/crossed"] = ((logps.policy["x1y2"] + logps.policy["x2y1"]) / 2).detach()
         if self.sft_weight:
             nll = (
                 per_token_nll(logps.policy["x1y1"], logps.tokens["x1y1"])

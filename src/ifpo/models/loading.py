@@ -8,6 +8,7 @@ config, which is how the embedded tiny default and the tests run without any dow
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +21,12 @@ from transformers import (
 )
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# model.chat_template=<name> picks assets/chat_templates/<name>.jinja; anything else is a file path.
+CHAT_TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "assets" / "chat_templates"
+
+
+class ChatTemplateError(ValueError):
+    """The tokenizer has no chat template and model.chat_template names none (or a missing one)."""
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -27,12 +34,61 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     return getattr(value, "value", value)  # enums from structured configs -> their string
 
 
+def model_source(model_cfg: Any, name_or_path: str | None = None) -> str | None:
+    """model.name_or_path, converted from model.gguf_file first (once) when that is set."""
+    source = name_or_path or _get(model_cfg, "name_or_path")
+    gguf_file = _get(model_cfg, "gguf_file")
+    if gguf_file and not name_or_path:
+        if not source:
+            raise ValueError("model.gguf_file needs model.name_or_path: the folder the conversion is cached in")
+        from ifpo.models.gguf import ensure_converted
+
+        source = str(ensure_converted(gguf_file, _get(model_cfg, "gguf_package"), source))
+    return source
+
+
+def named_chat_templates() -> list[str]:
+    return sorted(p.stem for p in CHAT_TEMPLATES_DIR.glob("*.jinja"))
+
+
+def resolve_chat_template(spec: str) -> str:
+    """model.chat_template: a file path (a .jinja template) or the name of a bundled template."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path.read_text()
+    named = CHAT_TEMPLATES_DIR / f"{spec}.jinja"
+    if "/" not in spec and named.is_file():
+        return named.read_text()
+    raise ChatTemplateError(
+        f"model.chat_template={spec!r} is neither a file nor a bundled template "
+        f"(bundled: {', '.join(named_chat_templates())})"
+    )
+
+
+def require_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Every prompt (train, build, sample, eval) is a chat rendered by one template: no template, no run."""
+    if not tokenizer.chat_template:
+        raise ChatTemplateError(
+            f"tokenizer {tokenizer.name_or_path!r} has no chat template: set model.chat_template to a "
+            f".jinja file or a bundled name ({', '.join(named_chat_templates())}), or use an instruct "
+            "model's tokenizer (model.tokenizer)"
+        )
+
+
 def load_tokenizer(model_cfg: Any) -> PreTrainedTokenizerBase:
-    """The tokenizer named by model.tokenizer, else the one saved with model.name_or_path."""
-    source = _get(model_cfg, "tokenizer") or _get(model_cfg, "name_or_path")
+    """The tokenizer named by model.tokenizer, else the one saved with model.name_or_path.
+
+    Its chat template (model.chat_template overrides the saved one) is the single template
+    training, building, sampling and evaluation all render with; one must exist.
+    """
+    source = _get(model_cfg, "tokenizer") or model_source(model_cfg)
     if not source:
         raise ValueError("set model.tokenizer or model.name_or_path: no tokenizer to load")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=bool(_get(model_cfg, "trust_remote_code")))
+    override = _get(model_cfg, "chat_template")
+    if override:
+        tokenizer.chat_template = resolve_chat_template(str(override))
+    require_chat_template(tokenizer)
     if tokenizer.pad_token_id is None:
         # Pad positions are masked out of attention and loss, so EOS is a safe pad token.
         tokenizer.pad_token = tokenizer.eos_token
@@ -44,7 +100,7 @@ def build_causal_lm(model_cfg: Any, name_or_path: str | None = None) -> PreTrain
     dtype = DTYPES[_get(model_cfg, "dtype", "float32")]
     attn = _get(model_cfg, "attn_implementation", "sdpa")
     trust = bool(_get(model_cfg, "trust_remote_code"))
-    source = name_or_path or _get(model_cfg, "name_or_path")
+    source = model_source(model_cfg, name_or_path)
     if source:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attn, trust_remote_code=trust)
     else:
@@ -57,6 +113,22 @@ def build_causal_lm(model_cfg: Any, name_or_path: str | None = None) -> PreTrain
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     return model
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every id generation must stop on: the generation config's EOS list plus the tokenizer's EOS.
+
+    Chat models end a turn with a token other than the tokenizer's EOS (Llama-3 `<|eot_id|>`,
+    Gemma `<end_of_turn>`); their generation_config lists it, so stopping only on
+    `tokenizer.eos_token_id` would run every answer to max_new_tokens.
+    """
+    config = getattr(model, "generation_config", None)
+    configured = getattr(config, "eos_token_id", None) if config is not None else None
+    if configured is None:
+        configured = getattr(getattr(model, "config", None), "eos_token_id", None)
+    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    ids.append(tokenizer.eos_token_id)
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ifpo.eval.checkpoint import load_policy
 from ifpo.eval.generation import chat_prompts
+from ifpo.models.loading import eos_token_ids
 from ifpo.sampling.base import SampleRequest
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class HFSampler:
             max_new_tokens=s.max_new_tokens,
             num_return_sequences=n,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=eos_token_ids(self.model, self.tokenizer),
             **sampling,
         )
         texts = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

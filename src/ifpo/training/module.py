@@ -72,7 +72,8 @@ class PreferenceModule(pl.LightningModule):
         self._train_metrics = torch.nn.ModuleDict()
         self._tokens_since_log = 0
         self._last_log_time = time.perf_counter()
-        self._last_logged_step = -1
+        self._step_at_batch_start = 0
+        self._lr = None  # the learning rate of the optimizer step being logged
 
     # -- models -------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -95,6 +96,18 @@ class PreferenceModule(pl.LightningModule):
         if self.reference is not None:
             self.reference.eval()  # dropout etc. stay off in the reference, always
         return self
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Train mode for the policy on every step, whatever left it in eval mode.
+
+        `from_pretrained` returns models in eval mode, Lightning keeps each submodule's mode
+        at the start of `fit` and restores it after validation, and generation callbacks
+        switch to eval; without this the policy would train with dropout off and
+        transformers would silently skip gradient checkpointing (it checkpoints only in
+        training mode).
+        """
+        self.train(True)
+        self._step_at_batch_start = self.trainer.global_step
 
     # -- checkpoints: the reference is never saved ---------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -119,8 +132,13 @@ class PreferenceModule(pl.LightningModule):
             elif self.ref_cfg["mode"] == "precomputed":
                 raise ValueError("ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)")
             elif self.ref_cfg["mode"] == "adapter":  # the reference is the policy without its adapters
-                with torch.no_grad(), self.policy.disable_adapter():
-                    reference, _ = role_logps(self.policy, batch, chunk)
+                was_training = self.policy.training
+                self.policy.eval()  # the reference runs in eval mode (no dropout), like a frozen copy
+                try:
+                    with torch.no_grad(), self.policy.disable_adapter():
+                        reference, _ = role_logps(self.policy, batch, chunk)
+                finally:
+                    self.policy.train(was_training)
             else:
                 with torch.no_grad():
                     reference, _ = role_logps(self.reference, batch, chunk)
@@ -141,16 +159,19 @@ class PreferenceModule(pl.LightningModule):
         return out.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self._lr = float(optimizer.param_groups[0]["lr"])  # what this step applies (the scheduler moves it after)
         norms = [p.grad.detach().float().norm() for p in self.policy.parameters() if p.grad is not None]
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Log the metrics accumulated since the last optimizer step (exact under accumulation)."""
-        step = self.trainer.global_step
-        if step == self._last_logged_step:
+        """Log the metrics of every micro-batch since the last optimizer step, once that step is taken.
+
+        Exact under gradient accumulation, the first optimizer step included: values accumulate
+        (weighted per example) until the batch during which global_step advanced.
+        """
+        if self.trainer.global_step == self._step_at_batch_start:
             return  # still accumulating gradients
-        self._last_logged_step = step
         for key, metric in self._train_metrics.items():
             if metric.update_count:
                 self.log(f"train/{key.replace('__', '/')}", metric.compute(), on_step=True, on_epoch=False, prog_bar=key in ("loss", "rewards__accuracies"))
@@ -159,9 +180,8 @@ class PreferenceModule(pl.LightningModule):
         tokens = self.all_gather(torch.tensor(self._tokens_since_log, device=self.device)).sum()
         self.log("train/tokens_per_sec", tokens.float() / max(now - self._last_log_time, 1e-9), on_step=True, on_epoch=False)
         self._tokens_since_log, self._last_log_time = 0, now
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            self.log("train/lr", scheduler.get_last_lr()[0], on_step=True, on_epoch=False)
+        if self._lr is not None:  # the one learning-rate series (no LearningRateMonitor alongside)
+            self.log("train/lr", self._lr, on_step=True, on_epoch=False)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out = self.head(self.compute_logps(batch), batch)
