@@ -1,7 +1,8 @@
 """Resumable study stages: each stage is the subprocess commands a user would type, skipped when fresh.
 
-A stage is skipped when its outputs exist and none is older than an input (make's rule), so
-rerunning a killed study continues where it stopped. Each stage's commands and output go to
+A stage is skipped when its outputs exist, none is older than an input (make's rule) and its
+commands are the ones that made them (saved as ``<logs>/<stage>.cmd``: a changed size or
+override reruns the stage), so rerunning a killed study continues where it stopped. Each stage's commands and output go to
 ``<logs>/<stage>.log``; its wall seconds to ``<out>/stage_times.json`` and the CPU seconds
 (user + sys) of its processes to ``<out>/stage_cpu.json`` — the studies' timing tables.
 """
@@ -61,7 +62,7 @@ class StageRunner:
 
         Returns whether the stage ran (False: skipped as fresh).
         """
-        if not (self.force or force) and fresh(list(outputs), list(inputs)):
+        if not (self.force or force) and fresh(list(outputs), list(inputs)) and self.unchanged(name, commands):
             self.say(f"{name}: outputs exist, skipped")
             return False
         log_path = self.logs / f"{name}.log"
@@ -85,11 +86,24 @@ class StageRunner:
         missing = [str(p) for p in outputs if not p.exists()]
         if missing:
             raise StageError(f"stage {name!r} finished but did not write {missing}; log: {log_path}")
+        self._command_file(name).write_text(self._signature(commands))
         seconds = time.perf_counter() - start
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.record(name, seconds, usage.ru_utime + usage.ru_stime - cpu_start)
         self.say(f"{name}: done in {seconds:.0f} s")
         return True
+
+    @staticmethod
+    def _signature(commands: list[list[str]]) -> str:
+        return "".join(shlex.join(c) + "\n" for c in commands)
+
+    def _command_file(self, name: str) -> Path:
+        return self.logs / f"{name}.cmd"
+
+    def unchanged(self, name: str, commands: list[list[str]]) -> bool:
+        """The stage last succeeded with exactly these commands."""
+        path = self._command_file(name)
+        return path.is_file() and path.read_text() == self._signature(commands)
 
     def record(self, name: str, wall: float, cpu: float) -> None:
         """Save one stage's wall and CPU seconds (re-read first: another runner may have added stages)."""

@@ -2,8 +2,11 @@
 
 ``eval.py eval.checkpoint=<.ckpt>`` loads plain ``policy.*`` weights only; a ``peft=lora`` run
 saves the PEFT-wrapped policy (base + adapter tensors). This rebuilds that policy from the
-checkpoint's own saved ``model`` and ``peft`` configs, loads its weights strictly, and writes it
-with the project's exporter (``ifpo.scale.export.export_hf``: ``merge_and_unload``). The start
+checkpoint's own saved ``model`` and ``peft`` configs, loads its weights strictly, merges the
+adapters (PEFT's ``merge_and_unload``) and saves the plain model. Not ``ifpo.scale.export.export_hf``:
+its meta-device skeleton loses a tied ``lm_head`` (SmolLM2 ties it to the embeddings) once PEFT
+unties the pair on merging ("parameters never received weights: ['lm_head.weight']"); merging the
+real, loaded model keeps every tensor. The start
 model's ``generation_config.json`` (every end-of-turn id the conversion found) is copied in, so
 the merged model stops generating exactly where the start model does; a vLLM sampler or
 evaluator can serve the folder as is.
@@ -21,7 +24,6 @@ import torch
 
 from ifpo.eval.checkpoint import CheckpointError, _read, policy_state_dict
 from ifpo.models.loading import build_causal_lm, load_tokenizer
-from ifpo.scale.export import export_hf
 from ifpo.scale.lora import apply_lora, peft_enabled
 
 
@@ -45,7 +47,9 @@ def export_lora_checkpoint(ckpt: Path, out_dir: Path, start_dir: Path) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with torch.no_grad():
-        export_hf(policy, tmp, load_tokenizer(model_cfg), peft_cfg)
+        merged = policy.merge_and_unload() if peft_enabled(peft_cfg) else policy  # W += (alpha/r) B A
+    merged.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(model_cfg).save_pretrained(tmp)
     shutil.copy2(start_dir / "generation_config.json", tmp / "generation_config.json")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.replace(out_dir)

@@ -11,19 +11,26 @@ path goes to a small JSON file the later stages read.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
+import ifpo.config  # noqa: F401  (registers the config schemas the groups extend)
+from ifpo.config.cli import normalize_overrides
 from ifpo.models.loading import model_source
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_folder(overrides: list[str]) -> Path:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    """The folder ``train.py <overrides>`` would load the policy from (converted first when needed)."""
+    os.environ.setdefault("IFPO_ROOT", str(ROOT))  # paths.root_dir, as train.py resolves it
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=normalize_overrides(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} interpolations in paths resolve as in a run
     folder = Path(model_source(cfg.model))
     if not (folder / "config.json").is_file():
         raise SystemExit(f"{folder}: not a Hugging Face model folder (no config.json); check model.name_or_path")

@@ -56,6 +56,13 @@ class Study:
         self.stage = self.runner.stage
 
     @property
+    def quads_per_step(self) -> int:
+        """A quad is 4 sequences, a pair 2: half as many quads keeps the sequences per step equal."""
+        if self.size.pairs_per_step % 2:
+            raise SystemExit(f"pairs_per_step={self.size.pairs_per_step}: must be even (IOPO takes half as many quads)")
+        return self.size.pairs_per_step // 2
+
+    @property
     def start(self) -> Path:
         return Path(json.loads(self.paths.start_json.read_text())["folder"])
 
@@ -99,9 +106,21 @@ class Study:
         pairs = [PY, "build.py", "-m", "builder=dpo,rpo", f"++builder.min_margin={s.rpo_min_margin}", *common,
                  f"hydra.sweep.dir={p.logs / 'build_pairs'}"]
         # IOPO by reversal: y1, y2 both answer x1, so the same samples serve (no second sampling round).
-        quads = [PY, "build.py", "builder=iopo", "builder.x2=reverse", *common,
+        quads = [PY, "build.py", "builder=iopo", "builder.x2=reverse",
+                 f"builder.approximate_reverses={str(bool(self.cfg.study.iopo_approximate_reverses)).lower()}", *common,
                  f"hydra.run.dir={p.logs / 'build_iopo'}"]
         self.stage("3_build", [pairs, quads], [p.built / f"{k}.jsonl.stats.json" for k in BUILT], [p.samples])
+        # Fewer records than one step's batch would give no training batch at all (train.py would stop
+        # without a checkpoint): name the build and its rejection counts here instead.
+        need = {"dpo": s.pairs_per_step, "rpo": s.pairs_per_step, "iopo": self.quads_per_step}
+        for kind in BUILT:
+            stats = json.loads((p.built / f"{kind}.jsonl.stats.json").read_text())
+            if (stats.get("kept") or 0) < need[kind]:
+                raise StageError(
+                    f"{p.built / f'{kind}.jsonl'}: {stats.get('kept')} records, fewer than one step's "
+                    f"{need[kind]} (skipped by reason: {stats.get('skipped')}); raise the study's "
+                    "instructions / num_samples / sample_max_new_tokens"
+                )
 
     def train(self) -> None:
         p, s = self.paths, self.size
@@ -113,16 +132,18 @@ class Study:
             # The start model: stage 0's overrides; the group itself (model=smollm2_135m) is the experiment's.
             *(o for o in self.cfg.study.model if not o.startswith("model=")),
             f"trainer.max_steps={s.pref_steps}", f"data.max_length={s.max_length}",
+            f"++smol.pairs_per_step={s.pairs_per_step}", f"++smol.quads_per_step={self.quads_per_step}",
             f"hydra.sweep.dir={p.pref}", "callbacks.progress_bar.refresh_rate=0",
             *self.cfg.study.train_overrides,
         ]
         inputs = [self.paths.start_json, *(p.built / f"{k}.jsonl.stats.json" for k in BUILT)]
         jobs = sweep_jobs(p.pref, "smol_")
         outputs = [p.pref / "multirun.yaml", *(j / "checkpoints/last.ckpt" for j in jobs.values())]
-        if len(jobs) == len(self.methods) * len(self.seeds) and not self.runner.force and fresh(outputs, inputs):
+        same = self.runner.unchanged("4_train", [cmd])
+        if len(jobs) == len(self.methods) * len(self.seeds) and not self.runner.force and same and fresh(outputs, inputs):
             self.runner.say("4_train: outputs exist, skipped")
             return
-        if self.runner.force or (p.pref.exists() and not fresh([p.pref / "multirun.yaml"], inputs)):
+        if self.runner.force or (p.pref.exists() and not (same and fresh([p.pref / "multirun.yaml"], inputs))):
             shutil.rmtree(p.pref, ignore_errors=True)  # runs of older data: never resume from them
         # Job folders are numbered in sweep order, so a rerun of the same sweep (after a kill)
         # resumes each unfinished job from its last resume checkpoint (train.py resume=auto).
