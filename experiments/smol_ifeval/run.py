@@ -77,6 +77,7 @@ class Study:
             PY, "-m", "experiments.smol_ifeval.tasks", "instructions", str(p.data),
             "--num", str(s.instructions), "--seed", str(self.cfg.study.data_seed),
             "--ifeval", str(self.cfg.study.ifeval),
+            "--min-constraints", str(s.constraints[0]), "--max-constraints", str(s.constraints[1]),
         ]
         if s.ifeval_keys:
             cmd += ["--keys", str(ROOT / s.ifeval_keys)]
@@ -113,7 +114,7 @@ class Study:
         # Fewer records than one step's batch would give no training batch at all (train.py would stop
         # without a checkpoint): name the build and its rejection counts here instead.
         need = {"dpo": s.pairs_per_step, "rpo": s.pairs_per_step, "iopo": self.quads_per_step}
-        for kind in BUILT:
+        for kind in sorted({m.split("_")[0] for m in self.methods}):  # rpo_code trains on rpo.jsonl
             stats = json.loads((p.built / f"{kind}.jsonl.stats.json").read_text())
             if (stats.get("kept") or 0) < need[kind]:
                 raise StageError(
