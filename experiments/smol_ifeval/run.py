@@ -104,13 +104,15 @@ class Study:
             f"seed={self.cfg.study.data_seed}", f"paths.data_dir={p.data}",
             "builder.progress=false", "builder.overwrite=true", *self.cfg.study.build_overrides,
         ]
-        pairs = [PY, "build.py", "-m", "builder=dpo,rpo", f"++builder.min_margin={s.rpo_min_margin}", *common,
-                 f"hydra.sweep.dir={p.logs / 'build_pairs'}"]
-        # IOPO by reversal: y1, y2 both answer x1, so the same samples serve (no second sampling round).
-        quads = [PY, "build.py", "builder=iopo", "builder.x2=reverse",
-                 f"builder.approximate_reverses={str(bool(self.cfg.study.iopo_approximate_reverses)).lower()}", *common,
-                 f"hydra.run.dir={p.logs / 'build_iopo'}"]
-        self.stage("3_build", [pairs, quads], [p.built / f"{k}.jsonl.stats.json" for k in BUILT], [p.samples])
+        # One build.py process for all three (start-up dominates at small sizes); each builder reads
+        # only its own keys. IOPO by reversal: y1, y2 both answer x1, so the same samples serve.
+        cmd = [
+            PY, "build.py", "-m", "builder=dpo,rpo,iopo",
+            f"++builder.min_margin={s.rpo_min_margin}", "++builder.x2=reverse",
+            f"++builder.approximate_reverses={str(bool(self.cfg.study.iopo_approximate_reverses)).lower()}",
+            *common, f"hydra.sweep.dir={p.logs / 'build'}",
+        ]
+        self.stage("3_build", [cmd], [p.built / f"{k}.jsonl.stats.json" for k in BUILT], [p.samples])
         # Fewer records than one step's batch would give no training batch at all (train.py would stop
         # without a checkpoint): name the build and its rejection counts here instead.
         need = {"dpo": s.pairs_per_step, "rpo": s.pairs_per_step, "iopo": self.quads_per_step}
