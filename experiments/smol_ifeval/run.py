@@ -171,24 +171,28 @@ class Study:
 
     def evaluate(self, folders: dict[str, Path]) -> None:
         p, s = self.paths, self.size
-        todo = [
-            n for n, f in folders.items()
-            if self.runner.force or not fresh([p.eval / n / "examples.jsonl"], [f / "config.json", p.ifeval_eval])
+        settings = [  # the model group and its knobs; the folder to score is swept below
+            *(o for o in self.cfg.study.model if not o.startswith("model.name_or_path=")), "+eval=ifeval", f"eval.data={p.ifeval_eval}",
+            f"eval.generation.max_new_tokens={s.eval_max_new_tokens}",
+            f"eval.generation.batch_size={s.eval_batch_size}",
+            "eval.generation.show_progress=false", "eval.chart=false", *self.cfg.study.eval_overrides,
         ]
+        stamp = "\n".join(settings) + "\n"  # a model is re-scored when these change (e.g. the token cap)
+
+        def done(name: str) -> bool:
+            folder = p.eval / name
+            return (folder / "eval_settings.txt").is_file() and (folder / "eval_settings.txt").read_text() == stamp \
+                and fresh([folder / "examples.jsonl"], [folders[name] / "config.json", p.ifeval_eval])
+
+        todo = [n for n in folders if self.runner.force or not done(n)]
         if not todo:
             self.runner.say("6_eval: outputs exist, skipped")
             return
         sweep = p.logs / "eval_sweep"
         shutil.rmtree(sweep, ignore_errors=True)
         cmd = [
-            PY, "eval.py", "-m", *self.cfg.study.model,
-            "model.name_or_path=" + ",".join(str(folders[n]) for n in todo),
-            "+eval=ifeval", f"eval.data={p.ifeval_eval}",
-            f"eval.generation.max_new_tokens={s.eval_max_new_tokens}",
-            f"eval.generation.batch_size={s.eval_batch_size}",
-            "eval.generation.show_progress=false", "eval.chart=false",
-            *self.cfg.study.eval_overrides,
-            f"hydra.sweep.dir={sweep}",
+            PY, "eval.py", "-m", "model.name_or_path=" + ",".join(str(folders[n]) for n in todo),
+            *settings, f"hydra.sweep.dir={sweep}",
         ]
         self.stage("6_eval", [cmd], [sweep / "multirun.yaml"], force=True)
         by_folder = {str(f): n for n, f in folders.items()}
@@ -199,6 +203,7 @@ class Study:
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(overrides_file.parent.parent), target)
+            (target / "eval_settings.txt").write_text(stamp)
 
     def report(self, names: list[str]) -> None:
         p = self.paths
