@@ -33,11 +33,11 @@ def _count(tokenizer, answers: list[list[str]]) -> int:  # type: ignore[no-untyp
 
 
 def measure(model_dir: Path, instructions: Path, prompts: int, n: int, max_new_tokens: int,
-            batch_sizes: list[int], static: bool) -> dict:
+            batch_sizes: list[int], static: bool, one_by_one: bool = True) -> dict:
     model, tokenizer = load_sampling_model(OmegaConf.create(MODEL_CFG), str(model_dir))
     items, _ = load_instructions(instructions, "raise", "You are a helpful assistant.")
     requests = [sample_request(it, it.constraints, "system") for it in items[:prompts]]
-    modes: list[tuple[str, int, bool]] = [("one_by_one", 1, False)]
+    modes: list[tuple[str, int, bool]] = [("one_by_one", 1, False)] if one_by_one else []
     modes += [(f"batched_{b}", b, False) for b in batch_sizes]
     if static:
         modes += [(f"batched_{max(batch_sizes)}_static_cache", max(batch_sizes), True)]
@@ -83,10 +83,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-sizes", default="4,16", help="sequences per generate call, comma-separated")
     parser.add_argument("--no-static", action="store_true", help="skip the static-cache mode")
+    parser.add_argument("--no-one-by-one", action="store_true", help="skip the one-sequence-per-call mode")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     result = measure(args.model_dir, args.instructions, args.prompts, args.num_samples, args.max_new_tokens,
-                     [int(b) for b in args.batch_sizes.split(",")], not args.no_static)
+                     [int(b) for b in args.batch_sizes.split(",")], not args.no_static, not args.no_one_by_one)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
