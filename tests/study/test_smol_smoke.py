@@ -185,3 +185,23 @@ def test_readme_block_is_replaced(tmp_path):
     readme.write_text(f"intro\n{smol_report.BEGIN}\nold\n{smol_report.END}\noutro\n")
     smol_report.update_readme(readme, "new\n")
     assert readme.read_text() == f"intro\n{smol_report.BEGIN}\nnew\n{smol_report.END}\noutro\n"
+
+
+def test_stage_runner_skips_fresh_reruns_changed_and_names_failures(tmp_path):
+    from experiments.common.stages import StageError, StageRunner
+
+    runner = StageRunner(tmp_path, tmp_path / "logs", "t")
+    out = tmp_path / "a.txt"
+    write = [sys.executable, "-c", f"open({str(out)!r}, 'w').write('1')"]
+    assert runner.stage("s", [write], [out]) is True
+    assert runner.stage("s", [write], [out]) is False  # fresh, same command: skipped
+    changed = [sys.executable, "-c", f"open({str(out)!r}, 'w').write('2')"]
+    assert runner.stage("s", [changed], [out]) is True and out.read_text() == "2"  # new command: rerun
+    times = json.loads((tmp_path / "stage_times.json").read_text())
+    cpu = json.loads((tmp_path / "stage_cpu.json").read_text())
+    assert set(times) == set(cpu) == {"s"} and times["s"] >= 0 and cpu["s"] >= 0
+    fail = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
+    with pytest.raises(StageError, match=r"stage 'f' failed \(exit 3\)[\s\S]*f\.log[\s\S]*boom"):
+        runner.stage("f", [fail], [tmp_path / "never.txt"])
+    with pytest.raises(StageError, match="did not write"):
+        runner.stage("g", [[sys.executable, "-c", "pass"]], [tmp_path / "never.txt"])
