@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: setup train test test-all lint bench gpu-check report study clean help
+.PHONY: setup train test test-all lint bench gpu-check report study study-smol clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -54,6 +54,9 @@ bench: setup  ## one table: ifpo DPO/RPO/IOPO steps (each switch on/off) vs TRL 
 
 study: setup  ## experiments/mini_if: SFT then DPO vs IOPO vs RPO on the CPU, resumable (ARGS="study.smoke=true" for the few-minute check)
 	$(PY) -m experiments.mini_if.run $(ARGS)
+
+study-smol: setup  ## experiments/smol_ifeval: SmolLM2-135M-Instruct, DPO vs RPO vs IOPO (LoRA), scored on real IFEval prompts; resumable (ARGS="study.smoke=true" for the plumbing check)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m experiments.smol_ifeval.run $(ARGS)
 
 clean:  ## remove run outputs, generated data and caches (keeps .venv)
 	rm -rf outputs multirun data .pytest_cache .ruff_cache wandb

@@ -9,11 +9,7 @@ stage's command, log and wall time are recorded under ``<out_dir>/logs/`` and
 
 from __future__ import annotations
 
-import json
-import resource
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,13 +19,11 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.common.stages import StageError, StageRunner, fresh, sweep_jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 STUDY_DIR = Path(__file__).resolve().parent
 PY = sys.executable
-
-
-class StageError(RuntimeError):
-    """A stage's command failed; the message names the stage, the command and its log."""
 
 
 @dataclass
@@ -66,61 +60,11 @@ class Study:
         self.instructions = (
             Path(cfg.study.instructions) if cfg.study.instructions else self.paths.instructions
         )
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        self.times_file = self.paths.out / "stage_times.json"
-        self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
-        self.cpu_file = self.paths.out / "stage_cpu.json"  # CPU seconds (user+sys) of each stage's processes
-        self.cpu = json.loads(self.cpu_file.read_text()) if self.cpu_file.exists() else {}
+        # Stages are skipped when fresh, logged and timed by the shared runner (experiments/common).
+        self.runner = StageRunner(self.paths.out, self.paths.logs, "mini_if", self.force, ROOT)
+        self.stage = self.runner.stage
 
-    # ------------------------------------------------------------------ plumbing
-    @staticmethod
-    def fresh(outputs: list[Path], inputs: list[Path]) -> bool:
-        """Every output exists and none is older than an input (make's rule)."""
-        if not outputs or not all(p.exists() for p in outputs):
-            return False
-        newest_input = max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
-        return min(p.stat().st_mtime for p in outputs) >= newest_input
-
-    def stage(
-        self,
-        name: str,
-        commands: list[list[str]],
-        outputs: list[Path],
-        inputs: list[Path] = (),
-        force: bool = False,
-    ) -> None:
-        """Run ``commands`` unless the outputs are fresh (and no force); time and log them."""
-        if not (self.force or force) and self.fresh(outputs, list(inputs)):
-            print(f"[mini_if] {name}: outputs exist, skipped", flush=True)
-            return
-        log_path = self.paths.logs / f"{name}.log"
-        start = time.perf_counter()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_start = usage.ru_utime + usage.ru_stime
-        with log_path.open("w", encoding="utf-8") as log:
-            for command in commands:
-                line = shlex.join(command)
-                print(f"[mini_if] {name}: {line}", flush=True)
-                log.write(f"$ {line}\n")
-                log.flush()
-                proc = subprocess.run(command, check=False, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-                if proc.returncode != 0:
-                    log.flush()
-                    tail = log_path.read_text(errors="replace").splitlines()[-15:]
-                    raise StageError(
-                        f"stage {name!r} failed (exit {proc.returncode}): {line}\n"
-                        f"log: {log_path}\n" + "\n".join(tail)
-                    )
-        missing = [str(p) for p in outputs if not p.exists()]
-        if missing:
-            raise StageError(f"stage {name!r} finished but did not write {missing}; log: {log_path}")
-        seconds = time.perf_counter() - start
-        self.times[name] = round(seconds, 1)
-        self.times_file.write_text(json.dumps(self.times, indent=2) + "\n")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.cpu[name] = round(usage.ru_utime + usage.ru_stime - cpu_start, 1)
-        self.cpu_file.write_text(json.dumps(self.cpu, indent=2) + "\n")
-        print(f"[mini_if] {name}: done in {seconds:.0f} s", flush=True)
+    fresh = staticmethod(fresh)
 
     # ------------------------------------------------------------------ stages
     def tasks(self) -> None:
@@ -238,13 +182,7 @@ class Study:
 
     def pref_jobs(self) -> dict[str, Path]:
         """``<method>_s<seed>`` -> job folder of the training multirun (from each job's overrides)."""
-        jobs = {}
-        for overrides_file in sorted(self.paths.pref.glob("*/.hydra/overrides.yaml")):
-            values = dict(o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()))
-            values = {k.lstrip("+"): v for k, v in values.items()}
-            method = values["experiment"].removeprefix("mini_if_")
-            jobs[f"{method}_s{values['seed']}"] = overrides_file.parent.parent
-        return jobs
+        return sweep_jobs(self.paths.pref, "mini_if_")
 
     def train(self) -> None:
         p, s = self.paths, self.size

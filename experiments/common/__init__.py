@@ -1,0 +1,1 @@
+"""Parts the study drivers (experiments/mini_if, experiments/smol_ifeval) share."""
