@@ -94,3 +94,28 @@ def test_incomplete_deepspeed_folder_is_refused_with_the_reason(tmp_path, capsys
     assert "not a complete DeepSpeed checkpoint (no 'latest' file" in capsys.readouterr().out
     assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out")]) == 2
     assert "checkpoint not found" in capsys.readouterr().out
+
+
+def test_lora_export_of_a_tied_embedding_model_keeps_the_head(tmp_path):
+    """SmolLM2-style tie_word_embeddings: the merged export must keep lm_head tied (PEFT's merge used
+    to see the meta skeleton's untied head, set tie_word_embeddings=False and drop lm_head.weight)."""
+    from transformers import LlamaConfig
+
+    from ifpo.scale.export import export_hf
+    from ifpo.scale.lora import apply_lora
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    policy = apply_lora(AutoModelForCausalLM.from_config(config), {
+        "enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "bias": "none",
+        "init_lora_weights": False})  # non-zero B: the merge changes the weights
+    ids = torch.randint(0, 64, (1, 8))
+    with torch.no_grad():
+        expected = policy(ids).logits
+    export_hf(policy, tmp_path / "hf", None, {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0,
+                                             "target_modules": "all-linear", "bias": "none"})
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert reloaded.config.tie_word_embeddings
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, expected, atol=1e-5, rtol=1e-5)
