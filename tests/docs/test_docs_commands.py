@@ -146,6 +146,8 @@ def needs_from_config(copy: Path, cfg: DictConfig) -> str:
     if OmegaConf.select(cfg, "judge", default=None):
         return "needs a judge server and its API key"
     for key in INPUT_FIELDS:
+        if key == "model.name_or_path" and OmegaConf.select(cfg, "model.gguf_file", default=None):
+            continue  # a model shipped in a wheel (model=smollm2_135m): the run converts it into this folder
         value = OmegaConf.select(cfg, key, default=None)
         for item in (value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]):
             if item and not (copy / str(item)).exists():

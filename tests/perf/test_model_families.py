@@ -62,6 +62,16 @@ FAMILIES = {"gemma2": (gemma2, "eager"), "mistral": (mistral, "sdpa"), "cohere":
             "granite": (granite, "sdpa")}
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: the float32 tolerances below compare layouts, not thread schedules (a
+    multi-threaded embedding backward reorders its sums and moves a gradient entry by ~3e-6)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def build(family: str) -> torch.nn.Module:
     factory, attn = FAMILIES[family]
     torch.manual_seed(0)
