@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
+from ifpo.models.checkpoint import checkpoint_model_config, load_policy
 from ifpo.training.pipeline import build, train
 from tests.hydra_helpers import compose_config
 from tests.scale.zero3_common import write_tiny2, write_tiny2_pretrained

@@ -20,8 +20,8 @@ from ifpo.data.tokenize import (
     encode_prompt_response,
     tokenize_record,
 )
-from ifpo.eval.generation import GenerationSettings, HFGenerator, chat_prompts
 from ifpo.losses import get_loss_head
+from ifpo.models.generation import GenerationSettings, HFGenerator, chat_prompts
 from ifpo.models.loading import ChatTemplateError, eos_token_ids, load_tokenizer
 from ifpo.sampling.base import SampleRequest
 from ifpo.sampling.hf import HFSampler, SamplingSettings

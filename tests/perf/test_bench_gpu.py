@@ -44,7 +44,7 @@ def test_attention_bench_alternates_kernels_and_reports_the_ratio(monkeypatch):
 
     assert {"ifpo-dpo-flex", "ifpo-dpo-packing-flex"} <= set(DEFAULT_STEPS)
     assert SETUPS["ifpo-dpo-flex"].attention == "flex" and SETUPS["ifpo-dpo"].attention == "auto"
-    monkeypatch.setattr("ifpo.bench.__main__.prepare", lambda workdir: None)
+    monkeypatch.setattr("ifpo.bench.data.prepare", lambda workdir: None)
     order = []
 
     def fake_worker(args, timeout, threads):

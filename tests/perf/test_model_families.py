@@ -30,8 +30,8 @@ from transformers import (
 
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.models.forward import role_logps
 from ifpo.models.logprobs import IDENTITY, logit_transform, naive_token_logprobs
-from ifpo.training.module import role_logps
 
 VOCAB, WINDOW = 96, 6
 SHAPE = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ifpo.models import segment_kernels as sk
+from ifpo.models.forward import role_logps
 from ifpo.models.packing import SegmentLayout
-from ifpo.training.module import role_logps
 from tests.perf.test_model_families import ROLES, build, examples, flat, layouts, naive_logps
 from tests.perf.test_packing_equivalence import LOSSES, batches, make_module
 

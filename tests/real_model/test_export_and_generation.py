@@ -16,8 +16,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ifpo.eval.generation import GenerationSettings, HFGenerator
 from ifpo.eval.runner import evaluate
+from ifpo.models.generation import GenerationSettings, HFGenerator
 from ifpo.models.loading import eos_token_ids, folder_eos_token_ids
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config

@@ -10,7 +10,7 @@ from ifpo.data.packed_collate import PackedPreferenceCollator
 from ifpo.data.records import validate_record
 from ifpo.data.tokenize import ROLE_FIELDS, TokenizeSettings, tokenize_record
 from ifpo.losses import get_loss_head
-from ifpo.training.module import role_logps
+from ifpo.models.forward import role_logps
 from tests.real_model.conftest import PAIRS, QUADS
 
 _NAIVE: dict[tuple[int, ...], float] = {}  # one naive forward per sequence, shared by the layouts

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ifpo.scale.architectures import LLAMA_3_1_8B, LLAMA_3_1_70B, PRESETS, QWEN2_7B, ArchSpec, get_arch
+from ifpo.models.architectures import LLAMA_3_1_8B, LLAMA_3_1_70B, PRESETS, QWEN2_7B, ArchSpec, get_arch
 from ifpo.scale.planner import (
     GIB,
     PlanSettings,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from ifpo.scale.architectures import FAMILIES, arch_from_path, get_arch
+from ifpo.models.architectures import FAMILIES, arch_from_path, get_arch
 from ifpo.scale.planner import GIB, PlanSettings, main, plan
 
 # Small but complete configs, each with the quirks of its family (GQA, explicit head_dim, biases,

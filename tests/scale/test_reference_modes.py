@@ -66,7 +66,7 @@ def test_copy_and_precomputed_give_the_same_loss_and_the_cache_is_reused(
     files = sorted(cache.glob("*.pt"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
-    with caplog.at_level("INFO", logger="ifpo.scale.reference"):
+    with caplog.at_level("INFO", logger="ifpo.training.reference_cache"):
         _loss_on_first_batch(tmp_path / "pre2", shared_data_dir, tiny, cfg_pre)
     assert "reusing cache" in caplog.text and files[0].stat().st_mtime_ns == stamp
     # Another tokenisation setting is another key.
@@ -100,7 +100,7 @@ def test_adapter_mode_without_lora_is_refused(tmp_path, tiny):
 def test_precomputed_pre_pass_refuses_several_devices_and_multi_device_runs_reuse_the_cache(
     tmp_path, shared_data_dir, tiny
 ):
-    from ifpo.scale.reference import REFERENCE_COLUMN, PrecomputeNeedsOneDevice
+    from ifpo.training.reference_cache import REFERENCE_COLUMN, PrecomputeNeedsOneDevice
 
     pre = ["ref.mode=precomputed", f"ref.cache_dir={tmp_path / 'cache'}"]
     two = ["strategy=ddp", "trainer.devices=2"]  # the trainer is only built, never launched

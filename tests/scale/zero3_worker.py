@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 import torch
 from transformers import AutoModelForCausalLM
 
-from ifpo.scale.export import export_hf
+from ifpo.models.export import export_hf
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 from tests.scale.zero3_common import head_overrides, shared_overrides

@@ -11,8 +11,9 @@ import pytest
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
+from ifpo.data.sampler import ResumableDataLoader, ResumableSampler
 from ifpo.training import preemption
-from ifpo.training.resume import ResumableDataLoader, ResumableSampler, resolve_ckpt_path
+from ifpo.training.resume import resolve_ckpt_path
 
 
 def _touch(path, mtime):

@@ -42,14 +42,8 @@ def run_worker(args: list[str], timeout: float, threads: int = 0) -> dict[str, A
     raise RuntimeError(f"benchmark worker {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
 
 
-def prepare(workdir: Path) -> None:
-    from ifpo.bench.data import train_tokenizer, write_model_config
-
-    tokenizer = train_tokenizer(workdir / "tokenizer")
-    write_model_config(workdir / "model", tokenizer)
-
-
 def cmd_steps(opts: argparse.Namespace) -> int:
+    from ifpo.bench.data import prepare
     from ifpo.bench.report import steps_table
 
     with tempfile.TemporaryDirectory(prefix="ifpo-bench-") as tmp:

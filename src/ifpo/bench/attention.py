@@ -48,7 +48,7 @@ def measure_kernel(kernel: str, workdir: Path, pairs: int, steps: int, prefix_sh
 
 
 def attention_report(opts: argparse.Namespace, run_worker: Callable[..., dict[str, Any]]) -> str:
-    from ifpo.bench.__main__ import prepare
+    from ifpo.bench.data import prepare
 
     lines = [f"segment attention kernels: DPO compute step (policy fwd+bwd, reference fwd), {opts.pairs} pairs "
              f"packed, median of {opts.steps} steps per process, {opts.rounds} alternating rounds, "

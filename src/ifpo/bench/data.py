@@ -130,3 +130,9 @@ def tokenize_records(records: list[dict[str, Any]], tokenizer: PreTrainedTokeniz
             example[f"{field}_ids"] = tokenizer(text, add_special_tokens=False)["input_ids"]
         out.append(example)
     return out
+
+
+def prepare(workdir: Path) -> None:
+    """A bench work folder: the trained word-level tokenizer and a small model config next to it."""
+    tokenizer = train_tokenizer(workdir / "tokenizer")
+    write_model_config(workdir / "model", tokenizer)

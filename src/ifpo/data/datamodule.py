@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
 import lightning.pytorch as pl
@@ -13,13 +13,23 @@ from transformers import PreTrainedTokenizerBase
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.errors import SkipCounter
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.data.sampler import ResumableDataLoader, ResumableSampler, global_seed
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
-from ifpo.losses.base import LossHead
-from ifpo.training.resume import ResumableDataLoader, ResumableSampler, global_seed
 
 log = logging.getLogger(__name__)
 LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted
+
+
+class DataSpec(Protocol):
+    """What the data needs from a loss head (a LossHead satisfies it): which records, which sequences.
+
+    A protocol rather than an import of ifpo.losses: data sits below losses in the layers.
+    """
+
+    name: str
+    record_kind: str
+    roles: tuple[str, ...]
 
 
 def _value(x: Any) -> Any:
@@ -34,7 +44,7 @@ def make_collator(cfg: Any, roles: tuple[str, ...], pad_token_id: int) -> Prefer
 
 
 class PreferenceDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: LossHead) -> None:
+    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: DataSpec) -> None:
         super().__init__()
         self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
         self.kind = _value(cfg.kind) or head.record_kind

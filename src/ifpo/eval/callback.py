@@ -19,8 +19,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from ifpo.eval.generation import GenerationSettings, HFGenerator
 from ifpo.eval.synthetic_heldout import evaluate_heldout, heldout_metrics
+from ifpo.models.generation import GenerationSettings, HFGenerator
 
 log = logging.getLogger(__name__)
 

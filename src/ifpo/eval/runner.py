@@ -17,8 +17,8 @@ import torch
 from omegaconf import DictConfig
 
 from ifpo.eval.benchmarks import get_benchmark, registered_benchmarks
-from ifpo.eval.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
 from ifpo.eval.report import BenchmarkResult, log_to_loggers, print_table, write_results
+from ifpo.models.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def generation_settings(gen_cfg: Mapping[str, Any]) -> GenerationSettings:
 
 def build_generator(cfg: DictConfig) -> Generator:
     """The configured backend around the configured policy (a training checkpoint included)."""
-    from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
+    from ifpo.models.checkpoint import checkpoint_model_config, load_policy
 
     gen_cfg = cfg.eval.generation
     settings = generation_settings(gen_cfg)

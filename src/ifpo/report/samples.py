@@ -75,8 +75,8 @@ def run_config(run: Run) -> Any:
 
 def group_samples(run: Run, limit: int, max_new_tokens: int) -> tuple[list[Sample], str]:
     """Samples of `run`'s last checkpoint, and a note saying what was used (or why nothing was)."""
-    from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
-    from ifpo.eval.generation import GenerationSettings, HFGenerator
+    from ifpo.models.checkpoint import checkpoint_model_config, load_policy
+    from ifpo.models.generation import GenerationSettings, HFGenerator
 
     ckpt = run.folder / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():

@@ -16,8 +16,8 @@ import torch
 from omegaconf import OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ifpo.eval.checkpoint import load_policy
-from ifpo.eval.generation import chat_prompts
+from ifpo.models.checkpoint import load_policy
+from ifpo.models.generation import chat_prompts
 from ifpo.models.loading import eos_token_ids
 from ifpo.sampling.base import SampleRequest
 

@@ -36,9 +36,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ifpo.scale.architectures import ALL_LINEAR, PRESETS, ArchSpec, get_arch
+from ifpo.models.architectures import ALL_LINEAR, GIB, PRESETS, ArchSpec, get_arch
 
-GIB = 2**30
 #: Gradients handed to DeepSpeedCPUAdam are fp32, whatever the GPU gradient dtype.
 OFFLOADED_GRAD_BYTES = 4
 #: Sequences per forward for one training example, by objective (pairs: chosen+rejected).

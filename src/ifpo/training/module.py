@@ -17,12 +17,11 @@ from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
-from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
-from ifpo.models.logprobs import logit_transform, sequence_logprobs
-from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
-from ifpo.scale.lora import apply_lora, peft_enabled
-from ifpo.scale.reference import build_reference_copy
-from ifpo.scale.strategy import hf_zero3_context, is_zero3, optimizer_class
+from ifpo.models.forward import role_logps
+from ifpo.models.loading import build_causal_lm, freeze
+from ifpo.models.lora import apply_lora, peft_enabled
+from ifpo.models.reference import build_reference_copy
+from ifpo.training.strategy import hf_zero3_context, is_zero3, optimizer_class
 
 REFERENCE_PREFIX = "reference."
 
@@ -31,31 +30,6 @@ def _plain(cfg: Any) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
     return dict(cfg)
-
-
-def role_logps(
-    model: torch.nn.Module, batch: dict[str, Any], chunk_size: int, segment_attention: str = "auto"
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Summed response log-probs and token counts per role from one forward over all rows.
-
-    Packed batches (ifpo.data.packed_collate: one row, shared prompts) run through segment
-    attention (kernel per `segment_attention`, see ifpo.models.segment_kernels); padded batches
-    through the model's own attention. The LM head is applied with the model's own logit
-    post-processing (logit scaling, final soft-capping), read from its config.
-    """
-    decoder, head = decoder_and_head(model)
-    bias = getattr(head, "bias", None)
-    transform = logit_transform(decoder.config)
-    if batch.get("packed"):
-        hidden = packed_hidden_states(decoder, batch, segment_attention)
-        sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size, transform)
-    else:
-        hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
-        sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size, transform)
-    size = batch["batch_size"]
-    logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
-    tokens = {role: counts[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
-    return logps, tokens
 
 
 class PreferenceModule(pl.LightningModule):

@@ -14,7 +14,6 @@ from ifpo.config.schema import validate_loss_config
 from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
-from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
 from ifpo.training.module import PreferenceModule, _plain
@@ -27,6 +26,7 @@ from ifpo.training.preemption import (
 )
 from ifpo.training.resume import resolve_ckpt_path
 from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
+from ifpo.training.strategy import build_strategy, require_cuda
 from ifpo.training.wandb_logging import (
     finish_wandb,
     log_final_summary,
@@ -61,7 +61,7 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
-        from ifpo.scale.reference import attach_precomputed_reference
+        from ifpo.training.reference_cache import attach_precomputed_reference
 
         # reference log-probs from the disk cache; computing it needs a one-device run
         attach_precomputed_reference(cfg, datamodule, module, world_size=trainer.world_size)
@@ -69,11 +69,10 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train as configured; return the final metrics (what sweepers optimise)."""
-    if cfg.get("plan"):  # plan=true: print the memory plan and exit without training
-        from ifpo.scale.plan_cli import run_plan
+    """Train as configured; return the final metrics (what sweepers optimise).
 
-        return run_plan(cfg)
+    `plan=true` never reaches here: train.py goes through ifpo.scale.plan_cli.plan_or_train.
+    """
     require_cuda(cfg)  # before anything is printed, loaded or downloaded
     resume = cfg.get("resume", "auto")
     folder = RunFolder(cfg.paths.output_dir, checkpoint_dir(cfg))
@@ -121,7 +120,7 @@ def export_at_end(cfg: DictConfig, module: PreferenceModule, datamodule: Prefere
     export = cfg.get("export") or {}
     if not export.get("at_end", False):
         return
-    from ifpo.scale.export import export_hf
+    from ifpo.models.export import export_hf
 
     out = export_hf(module.policy, str(export.dir), datamodule.tokenizer, module.peft_cfg)
     if out is not None:

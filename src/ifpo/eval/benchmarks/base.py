@@ -16,9 +16,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ifpo.constraints import DataFormatError
-from ifpo.eval.generation import Conversation, Generator, generate_resumable
 from ifpo.eval.progress import ProgressStore
 from ifpo.eval.report import BenchmarkResult
+from ifpo.models.generation import Conversation, Generator, generate_resumable
 
 GetGenerator = Callable[[], Generator]
 Adapter = Callable[[DictConfig, GetGenerator], BenchmarkResult]

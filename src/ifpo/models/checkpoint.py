@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ifpo.models.loading import build_causal_lm, load_tokenizer
-from ifpo.scale.lora import apply_lora
+from ifpo.models.lora import apply_lora
 
 log = logging.getLogger(__name__)
 
