@@ -26,7 +26,7 @@ from ifpo.builders.records import constraint_list, pair_record, quad_record
 from ifpo.builders.resumable import ResumableJsonl
 from ifpo.builders.rpo import rpo_pairs
 from ifpo.builders.stats import BuildStats
-from ifpo.judge import atomic_write_json
+from ifpo.io.atomic import atomic_write_json
 from ifpo.sampling.base import Sampler, derive_seed
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.constraints import Constraint, conflicts
+from ifpo.io.atomic import atomic_write_text
 
 # Bump when the generator's output changes, so cached data folders are regenerated.
 GENERATOR_VERSION = 2
@@ -430,12 +431,7 @@ def build_records(kind: str, tasks: list[Task], seed: int, samples: int = 3, min
 
 
 def write_jsonl(records: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
     return path
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from ifpo.judge.atomic import atomic_write_json
+from ifpo.io.atomic import atomic_write_json
 from ifpo.judge.verdicts import ConstraintJudgement
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def judgement_ok(judgement: ConstraintJudgement) -> bool:
 
 
 def save_records(path: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> None:
-    """Write per-item judgement records as one JSON array, atomically (see ``ifpo.judge.atomic``)."""
+    """Write per-item judgement records as one JSON array, atomically (see ``ifpo.io.atomic``)."""
     atomic_write_json(path, list(records))
 
 

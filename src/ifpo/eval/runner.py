@@ -9,13 +9,13 @@ config asks for, dispatches, and writes and logs the result.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.eval.benchmarks import get_benchmark, registered_benchmarks
 from ifpo.eval.report import BenchmarkResult, log_to_loggers, print_table, write_results
 from ifpo.models.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
@@ -58,12 +58,6 @@ def build_generator(cfg: DictConfig) -> Generator:
 
 
 # ------------------------------------------------------------------------------- entry
-def prepare_wandb_env() -> None:
-    """Offline W&B unless a key is set, so a run never stops at a login prompt."""
-    if not os.environ.get("WANDB_API_KEY") and not os.environ.get("WANDB_MODE"):
-        os.environ["WANDB_MODE"] = "offline"
-
-
 def evaluate(cfg: DictConfig) -> BenchmarkResult:
     """Run the benchmark ``cfg.eval`` names and write its results folder; returns the result."""
     if "eval" not in cfg or cfg.eval is None or not cfg.eval.get("benchmark"):

@@ -181,7 +181,7 @@ def convert_rows(rows: Iterable[tuple[int, Any]], convert: Callable[[Row, str, i
 
 
 def write_records(records: list[Row], path: str | Path) -> None:
-    from ifpo.judge import atomic_write_text
+    from ifpo.io.atomic import atomic_write_text
 
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ifpo.training.wandb_logging import RUN_ID_FILE, has_wandb_login
+from ifpo.config.wandb_env import has_wandb_login
+from ifpo.training.wandb_logging import RUN_ID_FILE
 
 PANEL_METRICS = ("train/loss", "train/rewards/margins", "train/rewards/accuracies", "val/rewards/accuracies")
 

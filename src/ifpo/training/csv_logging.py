@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from ifpo.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,10 @@ class ContinuingExperimentWriter(ExperimentWriter):
         first = min(float(m["step"]) for m in self.metrics)
         kept = [row for row in earlier if _step_of(row) < first]
         self._record_new_keys()  # header: union of the earlier and the new keys
-        tmp = self.metrics_file_path + ".tmp"
-        with self._fs.open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+        with atomic_path(self.metrics_file_path) as tmp, self._fs.open(str(tmp), "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)  # a kill mid-rewrite leaves the old file
             writer.writeheader()
             writer.writerows(kept)
-        os.replace(tmp, self.metrics_file_path)  # a kill mid-rewrite leaves the old file, not half of it
         log.info(
             "metrics.csv: resumed at step %d, kept %d earlier rows, dropped %d that are replayed",
             int(first), len(kept), len(earlier) - len(kept),

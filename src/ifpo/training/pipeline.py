@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig
 
 from ifpo.config.schema import validate_loss_config
+from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.data.datamodule import PreferenceDataModule
 from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
@@ -27,12 +28,7 @@ from ifpo.training.preemption import (
 from ifpo.training.resume import resolve_ckpt_path
 from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
 from ifpo.training.strategy import build_strategy, require_cuda
-from ifpo.training.wandb_logging import (
-    finish_wandb,
-    log_final_summary,
-    log_resolved_config,
-    prepare_wandb_env,
-)
+from ifpo.training.wandb_logging import finish_wandb, log_final_summary, log_resolved_config
 
 log = logging.getLogger(__name__)
 

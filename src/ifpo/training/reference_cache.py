@@ -13,13 +13,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ifpo.io.atomic import atomic_path
 from ifpo.models.forward import role_logps
 from ifpo.models.loading import freeze
 from ifpo.models.reference import build_reference_copy
@@ -150,10 +150,8 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_s
             path,
         )
         cache = precompute(cfg, datamodule, module, sets)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(cache, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(cache, tmp)
     for name, dataset in sets.items():
         if dataset is None:
             continue

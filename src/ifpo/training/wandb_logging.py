@@ -1,8 +1,7 @@
 """Weights & Biases for training runs: never prompts, groups sweeps, logs the config.
 
 Lightning's WandbLogger does the logging; what is added here is the policy around it:
-- `prepare_wandb_env`: offline unless a key (WANDB_API_KEY or a `wandb login` netrc entry) exists,
-  so an unattended job never blocks on a login prompt;
+- (`prepare_wandb_env`, offline unless somebody is logged in, is in ifpo.config.wandb_env);
 - `wandb_logger`: the factory conf/logger/wandb.yaml instantiates (group = the sweep's name in a
   multirun; the run id is kept in the run folder so a requeued job continues the same W&B run);
 - `log_resolved_config`: the whole resolved Hydra config, not only the module's hyperparameters.
@@ -15,42 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-import netrc
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from ifpo.config.wandb_env import prepare_wandb_env
+
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id.txt"
 LOGGED_STEPS_FILE = "wandb_logged_steps.json"  # per metric, the last step this W&B run received
-
-
-def wandb_host() -> str:
-    return urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
-
-
-def has_wandb_login() -> bool:
-    """A key in the environment or a netrc entry for the W&B host (what `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(wandb_host()) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def prepare_wandb_env() -> str:
-    """Set WANDB_MODE=offline when nobody is logged in (an explicit WANDB_MODE is kept); returns the mode."""
-    if not os.environ.get("WANDB_MODE") and not has_wandb_login():
-        os.environ["WANDB_MODE"] = "offline"
-    return os.environ.get("WANDB_MODE", "online")
 
 
 def sweep_group(default: str | None) -> str | None:
