@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from ifpo.builders.dpo import dpo_choice
@@ -26,6 +25,7 @@ from ifpo.builders.records import constraint_list, pair_record, quad_record
 from ifpo.builders.resumable import ResumableJsonl
 from ifpo.builders.rpo import rpo_pairs
 from ifpo.builders.stats import BuildStats
+from ifpo.config.plain import to_plain
 from ifpo.io.atomic import atomic_write_json
 from ifpo.sampling.base import Sampler, derive_seed
 
@@ -195,9 +195,7 @@ def fingerprint(cfg: Mapping[str, Any], sampler_cfg: Mapping[str, Any], seed: in
 def run_build(builder_cfg: Any, sampler: Sampler, judge_client: Any = None, seed: int = 0,
               sampler_cfg: Any = None) -> BuildStats:
     """Build ``builder_cfg.output`` (resuming a previous run of the same config); returns the total stats."""
-    cfg = OmegaConf.to_container(builder_cfg, resolve=True) if OmegaConf.is_config(builder_cfg) else dict(builder_cfg)
-    scfg = (OmegaConf.to_container(sampler_cfg, resolve=True) if OmegaConf.is_config(sampler_cfg)
-            else dict(sampler_cfg or {}))
+    cfg, scfg = to_plain(builder_cfg), to_plain(sampler_cfg)
     if cfg.get("name") not in KINDS:
         raise ValueError(f"builder.name={cfg.get('name')!r}; allowed: {', '.join(KINDS)}")
     items, input_stats = load_items(cfg, seed)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from ifpo.config.plain import to_plain
 
 #: Linear modules inside one decoder layer, as named in transformers' Llama/Qwen2 code.
 ATTENTION_LINEARS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -227,7 +227,7 @@ def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | Non
     if isinstance(arch, str):
         return get_arch(arch)
     if arch:
-        fields = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else dict(arch)
+        fields = to_plain(arch)
         return ArchSpec(**{"name": "model.arch", **fields})
     for source in (model_cfg.get("config"), model_cfg.get("name_or_path")):
         if not source:

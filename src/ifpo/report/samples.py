@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ifpo.config.plain import to_plain
 from ifpo.report.collect import Run
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def group_samples(run: Run, limit: int, max_new_tokens: int) -> tuple[list[Sampl
     records, source = validation_records(config, limit)
     if not records:
         return [], "the run had no validation records"
-    model_cfg = checkpoint_model_config(ckpt) or OmegaConf.to_container(config.model, resolve=True)
+    model_cfg = checkpoint_model_config(ckpt) or to_plain(config.model)
     model, tokenizer = load_policy(OmegaConf.create(model_cfg), ckpt)
     prompts = [r["prompt"] if "prompt" in r else r["x1"] for r in records]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=len(prompts), show_progress=False)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ifpo.config.plain import to_plain
 from ifpo.models.checkpoint import load_policy
 from ifpo.models.generation import chat_prompts
 from ifpo.models.loading import eos_token_ids
@@ -46,7 +46,7 @@ class SamplingSettings:
 def load_sampling_model(model_cfg: Any, checkpoint: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer): ``checkpoint`` may be an HF folder or a training ``.ckpt``; None = ``model_cfg`` as is."""
     if checkpoint and Path(checkpoint).is_dir():
-        cfg = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
+        cfg = to_plain(model_cfg)
         cfg["name_or_path"] = str(checkpoint)
         cfg["tokenizer"] = cfg.get("tokenizer") or str(checkpoint)
         return load_policy(cfg)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, GenerationConfig
 
+from ifpo.config.plain import to_plain
 from ifpo.models.export import ExportError, write_hf_folder
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ def _hydra_run_config(checkpoint: Path) -> dict[str, Any]:
             cfg = OmegaConf.load(config_file)
             try:
                 return {
-                    "model": OmegaConf.to_container(cfg.model, resolve=True),
-                    "peft": OmegaConf.to_container(cfg.get("peft") or {}, resolve=True),
+                    "model": to_plain(cfg.model),
+                    "peft": to_plain(cfg.get("peft")),
                     "source": str(config_file),
                 }
             except Exception as exc:  # an interpolation only the original run could resolve

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ifpo.config.plain import to_plain
 from ifpo.models.architectures import ALL_LINEAR, arch_from_model_cfg
 from ifpo.scale.planner import PlanSettings, format_plan, plan, sequences_per_forward
 from ifpo.training.deepspeed_config import offload_device
@@ -29,7 +30,7 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
     """PlanSettings for a composed training config."""
     strategy = cfg.get("strategy") or {}
     name = str(_value(strategy.get("name", "single")))
-    ds = OmegaConf.to_container(strategy.deepspeed, resolve=True) if strategy.get("deepspeed") else {}
+    ds = to_plain(strategy.get("deepspeed"))
     deepspeed = name in ("zero3", "zero3_offload")
     peft = cfg.get("peft") or {}
     lora = bool(peft.get("enabled", False))

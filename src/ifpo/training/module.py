@@ -12,10 +12,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
+from ifpo.config.plain import to_plain
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
 from ifpo.models.forward import role_logps
 from ifpo.models.loading import build_causal_lm, freeze
@@ -26,16 +26,10 @@ from ifpo.training.strategy import hf_zero3_context, is_zero3, optimizer_class
 REFERENCE_PREFIX = "reference."
 
 
-def _plain(cfg: Any) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
 class PreferenceModule(pl.LightningModule):
     def __init__(self, model: Any, ref: Any, loss: Any, optim: Any, peft: Any = None) -> None:
         super().__init__()
-        self.save_hyperparameters({"model": _plain(model), "ref": _plain(ref), "loss": _plain(loss), "optim": _plain(optim), "peft": _plain(peft or {})})
+        self.save_hyperparameters({"model": to_plain(model), "ref": to_plain(ref), "loss": to_plain(loss), "optim": to_plain(optim), "peft": to_plain(peft)})
         self.model_cfg, self.ref_cfg = self.hparams["model"], self.hparams["ref"]
         self.peft_cfg = self.hparams["peft"]
         if self.ref_cfg["mode"] == "adapter" and not peft_enabled(self.peft_cfg):

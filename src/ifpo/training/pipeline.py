@@ -10,6 +10,7 @@ import hydra
 import lightning.pytorch as pl
 from omegaconf import DictConfig
 
+from ifpo.config.plain import to_plain
 from ifpo.config.schema import validate_loss_config
 from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.data.datamodule import PreferenceDataModule
@@ -17,7 +18,7 @@ from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
 from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
-from ifpo.training.module import PreferenceModule, _plain
+from ifpo.training.module import PreferenceModule
 from ifpo.training.preemption import (
     Preempted,
     aborted_by_second_ctrl_c,
@@ -46,7 +47,7 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     validate_loss_config(cfg.loss)  # unknown keys and out-of-range values, before any loading
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model)
-    head = get_loss_head(**_plain(cfg.loss))
+    head = get_loss_head(**to_plain(cfg.loss))
     datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
     module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim, cfg.get("peft"))
     strategy = {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ifpo.config.plain import to_plain
 from ifpo.training.deepspeed_config import deepspeed_config, offload_device, zero_stage
 
 DEEPSPEED_STRATEGIES = ("zero3", "zero3_offload")
@@ -82,7 +83,7 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
     if name == "single":
         return "auto"
     if name == "ddp":
-        kwargs = OmegaConf.to_container(strategy_cfg.ddp, resolve=True) if strategy_cfg.get("ddp") else {}
+        kwargs = to_plain(strategy_cfg.get("ddp"))
         return DDPStrategy(**kwargs)
     config = resolved_deepspeed_config(cfg)
     if zero_stage(config) != 3:

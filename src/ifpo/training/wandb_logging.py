@@ -20,8 +20,9 @@ from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ifpo.config.plain import to_plain
 from ifpo.config.wandb_env import prepare_wandb_env
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def log_resolved_config(loggers: Sequence[Any], cfg: DictConfig) -> None:
     """Send the whole resolved config to every W&B logger (Lightning only sends the module's hparams)."""
     targets = wandb_loggers(loggers)
     if targets:
-        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        config = to_plain(cfg)
         for logger in targets:
             logger.log_hyperparams(config)  # rank zero only, inside Lightning
 
