@@ -16,7 +16,7 @@ Rows may carry IFEval constraints (``instruction_id_list`` + ``kwargs``, top lev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,3 @@ def write_records(records: list[Row], path: str | Path) -> None:
     from ifpo.io.atomic import atomic_write_text
 
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def iter_formats() -> Iterator[str]:
-    return iter(CONVERTERS)

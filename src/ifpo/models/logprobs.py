@@ -5,9 +5,10 @@ vocabulary needs tens of GB of float32 logits. We instead (1) apply the LM head 
 at response positions (prompt positions never need logits), and (2) process those
 positions in chunks inside a custom autograd function that recomputes each chunk's
 logits in backward, so the extra memory is about one chunk by the vocabulary, in the
-spirit of Liger-Kernel's fused linear cross-entropy. Written by hand because neither
-transformers nor Lightning ships a chunked *log-prob gather* (Liger's kernels return a
-reduced loss, not per-token log-probs, and need Triton).
+spirit of Liger-Kernel's chunked losses. Written by hand because neither transformers
+nor Lightning ships a chunked *log-prob gather*: Liger's `chunked_loss` (plain torch plus
+`torch.compile`, no Triton) fuses each preference loss into its own autograd function and
+returns the reduced loss, not the per-role log-probs our pluggable heads take.
 
 Models that post-process their logits (Cohere's `logit_scale`, Granite's `logits_scaling`,
 Gemma-2's `final_logit_softcapping`) get the same transform here (`LogitTransform`), read

@@ -9,14 +9,6 @@ from ifpo.sampling.base import SampleRequest
 from ifpo.sampling.hf import SamplingSettings
 
 
-def vllm_available() -> bool:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class VLLMSampler:  # pragma: no cover - needs a GPU and the vllm package
     """vLLM offline engine; ``n`` samples per prompt via ``SamplingParams(n=..., seed=...)``."""
 
