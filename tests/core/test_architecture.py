@@ -50,7 +50,13 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If):
             test = node.test
-            name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else ""
+            name = (
+                test.id
+                if isinstance(test, ast.Name)
+                else test.attr
+                if isinstance(test, ast.Attribute)
+                else ""
+            )
             if name == "TYPE_CHECKING":
                 skipped.update(id(n) for child in node.body for n in ast.walk(child))
     return skipped
@@ -138,8 +144,10 @@ def test_the_layer_check_refuses_upward_and_peer_imports():
         "ifpo.sampling.hf": {"ifpo.eval.checkpoint"},  # peer without an allowed edge
         "ifpo.builders.cli": {"ifpo.sampling.base"},  # an allowed peer edge
     }
-    assert layer_violations(graph) == ["ifpo.data.datamodule -> ifpo.training.resume",
-                                       "ifpo.sampling.hf -> ifpo.eval.checkpoint"]
+    assert layer_violations(graph) == [
+        "ifpo.data.datamodule -> ifpo.training.resume",
+        "ifpo.sampling.hf -> ifpo.eval.checkpoint",
+    ]
 
 
 def test_peer_edges_do_not_form_a_cycle():

@@ -1,4 +1,5 @@
-"""Results reach configured loggers: W&B (offline, never prompting) gets the summary and tables; CSV the metrics."""
+"""Results reach configured loggers: W&B (offline, never prompting) gets the summary and tables; CSV the
+metrics."""
 
 from __future__ import annotations
 

@@ -148,7 +148,8 @@ def test_features_under_test_change_the_result():
             targets = torch.randint(0, VOCAB, (20,))
             weight = model.lm_head.weight
             changed = naive_token_logprobs(hidden, weight, targets, transform=transform)
-            assert (changed - naive_token_logprobs(hidden, weight, targets, transform=IDENTITY)).abs().max() > 1e-2
+            assert (changed - naive_token_logprobs(hidden, weight, targets,
+            transform=IDENTITY)).abs().max() > 1e-2
         for family in ("mistral", "gemma2"):
             model = build(family)
             unwindowed = copy.deepcopy(model)

@@ -37,11 +37,17 @@ def test_training_logps_equal_a_naive_forward(smollm2, head, layout):
     model, tokenizer = smollm2
     kind, rows = ("quad", QUADS) if head == "iopo" else ("pair", PAIRS)
     settings = TokenizeSettings(max_length=96, max_prompt_length=64)
-    examples = [tokenize_record(validate_record(r, kind, "t", i), kind, tokenizer, settings) for i, r in enumerate(rows)]
+    examples = [
+        tokenize_record(validate_record(r, kind, "t", i), kind, tokenizer, settings)
+        for i, r in enumerate(rows)
+    ]
     assert all(e["keep"] for e in examples)
     roles = get_loss_head(head).roles
-    collator = (PreferenceCollator(roles, tokenizer.pad_token_id) if layout == "padded"
-                else PackedPreferenceCollator(roles, prefix_sharing=layout.endswith("shared-prefix")))
+    collator = (
+        PreferenceCollator(roles, tokenizer.pad_token_id)
+        if layout == "padded"
+        else PackedPreferenceCollator(roles, prefix_sharing=layout.endswith("shared-prefix"))
+    )
     batch = collator(examples)
     with torch.no_grad():
         logps, tokens = role_logps(model, batch, chunk_size=7)  # small chunks: the chunked path runs several

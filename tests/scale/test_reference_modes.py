@@ -104,11 +104,15 @@ def test_precomputed_pre_pass_refuses_several_devices_and_multi_device_runs_reus
 
     pre = ["ref.mode=precomputed", f"ref.cache_dir={tmp_path / 'cache'}"]
     two = ["strategy=ddp", "trainer.devices=2"]  # the trainer is only built, never launched
-    cfg = compose_config("train", shared_overrides(tiny, 1) + pre + two, output_dir=tmp_path / "a", data_dir=shared_data_dir)
+    cfg = compose_config(
+        "train", shared_overrides(tiny, 1) + pre + two, output_dir=tmp_path / "a", data_dir=shared_data_dir
+    )
     with pytest.raises(PrecomputeNeedsOneDevice, match="this run has 2 devices.*trainer.devices=1"):
         build(cfg)
     assert not list((tmp_path / "cache").glob("*.pt"))  # nothing half-computed left behind
-    one = compose_config("train", shared_overrides(tiny, 1) + pre, output_dir=tmp_path / "b", data_dir=shared_data_dir)
+    one = compose_config(
+        "train", shared_overrides(tiny, 1) + pre, output_dir=tmp_path / "b", data_dir=shared_data_dir
+    )
     build(one)  # the one-device pre-pass writes the cache
     module, datamodule, trainer = build(cfg)  # the 2-device run now finds and attaches it
     assert trainer.world_size == 2 and module.reference is None

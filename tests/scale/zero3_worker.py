@@ -152,7 +152,8 @@ def main() -> None:
     # LoRA with the adapter-disabled reference (no second model): train 2 steps, export merged.
     cfg, module, dm, trainer, rec = fit(
         out / "lora", data_dir, tiny, pretrained,
-        lora + ["ref.mode=adapter", "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2"],
+        lora + ["ref.mode=adapter", "trainer.max_steps=2",
+        "callbacks.model_checkpoint.every_n_train_steps=2"],
     )  # fmt: skip
     results["losses"]["rpo_lora_adapter"] = rec.losses
     results["lora_shards"] = shard_sizes(module.policy)

@@ -117,11 +117,21 @@ def parse_jsonl(
                 try:
                     record = json.loads(text)
                 except (json.JSONDecodeError, RecursionError) as exc:
-                    problem = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                    raise DataFormatError(problem, source=source, line=line_no, reason="invalid_json") from None
+                    problem = (
+                        f"invalid JSON: {exc.msg}"
+                        if isinstance(exc, json.JSONDecodeError)
+                        else "nested too deeply"
+                    )
+                    raise DataFormatError(
+                        problem, source=source, line=line_no, reason="invalid_json"
+                    ) from None
                 if has_lone_surrogate(text, record):
-                    raise DataFormatError("a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
-                                          source=source, line=line_no, reason="invalid_unicode")
+                    raise DataFormatError(
+                        "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
+                        source=source,
+                        line=line_no,
+                        reason="invalid_unicode",
+                    )
                 parsed.append(parse(record, source, line_no))
             except ConstraintError as exc:
                 if on_error == "raise":
@@ -138,4 +148,6 @@ def load_ifeval_jsonl(
     Returns the instructions and a counter of skipped records by reason (empty
     unless ``on_error="skip"``). Blank lines are ignored.
     """
-    return parse_jsonl(path, lambda record, source, line: parse_ifeval_record(record, source=source, line=line), on_error)
+    return parse_jsonl(
+        path, lambda record, source, line: parse_ifeval_record(record, source=source, line=line), on_error
+    )

@@ -32,5 +32,7 @@ class SkipCounter:
     def summary(self) -> str:
         if not self.counts:
             return "no rows skipped"
-        parts = [f"{reason}: {n} (first at {self.examples[reason]})" for reason, n in self.counts.most_common()]
+        parts = [
+            f"{reason}: {n} (first at {self.examples[reason]})" for reason, n in self.counts.most_common()
+        ]
         return f"{self.total} rows skipped — " + "; ".join(parts)

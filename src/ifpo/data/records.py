@@ -36,14 +36,23 @@ def _as_messages(value: Any, field_name: str, source: str, line: int, default_ro
     if isinstance(value, str):
         return [{"role": default_role, "content": value}]
     if not isinstance(value, list) or not value:
-        raise DataFormatError(source, line, field_name, f"expected a string or a non-empty list of messages, got {type(value).__name__}")
+        raise DataFormatError(
+            source,
+            line,
+            field_name,
+            f"expected a string or a non-empty list of messages, got {type(value).__name__}",
+        )
     messages = []
     for i, message in enumerate(value):
         where = f"{field_name}[{i}]"
         if not isinstance(message, dict):
-            raise DataFormatError(source, line, where, f"expected a message object, got {type(message).__name__}")
+            raise DataFormatError(
+                source, line, where, f"expected a message object, got {type(message).__name__}"
+            )
         if message.get("role") not in ROLES:
-            raise DataFormatError(source, line, f"{where}.role", f"expected one of {sorted(ROLES)}, got {message.get('role')!r}")
+            raise DataFormatError(
+                source, line, f"{where}.role", f"expected one of {sorted(ROLES)}, got {message.get('role')!r}"
+            )
         if not isinstance(message.get("content"), str):
             raise DataFormatError(source, line, f"{where}.content", "missing or not a string")
         messages.append({"role": message["role"], "content": message["content"]})
@@ -70,14 +79,18 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
         record = _split_implicit_prompt(record, source, line)
     for name in FIELDS[kind]:
         if name not in record:
-            raise DataFormatError(source, line, name, f"missing (a {kind} record needs {', '.join(FIELDS[kind])})")
+            raise DataFormatError(
+                source, line, name, f"missing (a {kind} record needs {', '.join(FIELDS[kind])})"
+            )
     out: dict[str, Any] = {}
     for name in FIELDS[kind]:
         is_response = name in RESPONSE_FIELDS[kind]
         messages = _as_messages(record[name], name, source, line, "assistant" if is_response else "user")
         if is_response:
             if messages[-1]["role"] != "assistant":
-                raise DataFormatError(source, line, name, "the last message of a response must have role 'assistant'")
+                raise DataFormatError(
+                    source, line, name, "the last message of a response must have role 'assistant'"
+                )
             if not messages[-1]["content"].strip():
                 raise DataFormatError(source, line, name, "empty response")
         out[name] = messages
@@ -91,7 +104,9 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
         raise DataFormatError(source, line, "margin", f"expected a finite number, got {margin!r}")
     if margin < 0:
-        raise DataFormatError(source, line, "margin", f"must be >= 0 (how much better chosen is), got {margin!r}")
+        raise DataFormatError(
+            source, line, "margin", f"must be >= 0 (how much better chosen is), got {margin!r}"
+        )
     out["margin"] = float(margin)
     return out
 
@@ -101,7 +116,9 @@ def _decode(raw: bytes, source: str, line: int, first: bool) -> str | DataFormat
     try:
         return raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as err:
-        return DataFormatError(source, line, "<encoding>", f"invalid UTF-8 at byte {err.start + 1} of the line ({err.reason})")
+        return DataFormatError(
+            source, line, "<encoding>", f"invalid UTF-8 at byte {err.start + 1} of the line ({err.reason})"
+        )
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
@@ -140,10 +157,19 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 row = json.loads(text)
             except (json.JSONDecodeError, RecursionError) as err:
-                problem = f"invalid JSON: {err.msg}" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                problem = (
+                    f"invalid JSON: {err.msg}"
+                    if isinstance(err, json.JSONDecodeError)
+                    else "nested too deeply"
+                )
                 yield number, DataFormatError(source, number, "<json>", problem)
                 continue
-            yield number, DataFormatError(source, number, "<text>", LONE_SURROGATE) if has_lone_surrogate(text, row) else row
+            yield (
+                number,
+                DataFormatError(source, number, "<text>", LONE_SURROGATE)
+                if has_lone_surrogate(text, row)
+                else row,
+            )
 
 
 def validate_rows(

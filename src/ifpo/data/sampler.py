@@ -26,8 +26,12 @@ class ResumableSampler(DistributedSampler):
     permutation depends only on (seed, epoch), so a restarted process rebuilds the same order.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+    def __init__(
+        self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0
+    ) -> None:
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
         self.skip = 0  # indices of this rank's shard to leave out at the start of the next pass
 
     def __iter__(self) -> Iterator[int]:
@@ -49,7 +53,9 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.sampler, ResumableSampler):
-            raise TypeError(f"ResumableDataLoader needs a ResumableSampler, got {type(self.sampler).__name__}")
+            raise TypeError(
+                f"ResumableDataLoader needs a ResumableSampler, got {type(self.sampler).__name__}"
+            )
         self._batches_this_epoch = 0
         self._pending: dict[str, int] | None = None
 

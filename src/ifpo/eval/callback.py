@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class HeldoutEvalCallback(pl.Callback):
-    """Generate on ``num_examples`` held-out tasks every ``every_n_steps`` steps and at the end of training."""
+    """Generate on ``num_examples`` held-out tasks every ``every_n_steps`` steps and at the end of
+    training."""
 
     def __init__(
         self,

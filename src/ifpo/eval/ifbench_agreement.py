@@ -68,7 +68,9 @@ def compare(
         if prompt not in ours:
             continue
         instruction = by_prompt[prompt]
-        for index, (kind, verdict) in enumerate(zip(row["instruction_id_list"], row["follow_instruction_list"])):
+        for index, (kind, verdict) in enumerate(
+            zip(row["instruction_id_list"], row["follow_instruction_list"])
+        ):
             if _needs_missing_resource(instruction, index, responses):
                 result.unchecked[kind] += 1
                 continue
@@ -103,9 +105,16 @@ def format_table(strict: Agreement, loose: Agreement) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="IFBench_test.jsonl (official format)")
-    parser.add_argument("--responses", required=True, help='{"prompt", "response"} JSONL, e.g. sample_output.jsonl')
-    parser.add_argument("--official", nargs=2, required=True, metavar=("STRICT", "LOOSE"),
-                        help="the official evaluator's eval_results_strict.jsonl and eval_results_loose.jsonl")
+    parser.add_argument(
+        "--responses", required=True, help='{"prompt", "response"} JSONL, e.g. sample_output.jsonl'
+    )
+    parser.add_argument(
+        "--official",
+        nargs=2,
+        required=True,
+        metavar=("STRICT", "LOOSE"),
+        help="the official evaluator's eval_results_strict.jsonl and eval_results_loose.jsonl",
+    )
     parser.add_argument("--fail-on-disagreement", action="store_true", help="exit 1 if any verdict differs")
     args = parser.parse_args(argv)
     instructions, _ = load_ifeval_jsonl(args.data)

@@ -172,7 +172,8 @@ def split_failed(
     n_failed = len(judgements) - len(usable)
     if n_failed and on_failed == "raise":
         raise ValueError(
-            f"{bench}: {n_failed} of {len(judgements)} judgement(s) failed; rerun the judge (answers are cached) "
+            f"{bench}: {n_failed} of {len(judgements)} judgement(s) failed; rerun the judge (answers are "
+            f"cached) "
             "or score with on_failed='skip'"
         )
     if n_failed:

@@ -44,8 +44,13 @@ def build_generator(cfg: DictConfig) -> Generator:
 
         source = model_source(cfg.model)  # converts a GGUF model.gguf_file once, like the hf backend
         tokenizer = load_tokenizer(cfg.model)  # the one chat template (model.chat_template applied)
-        return VLLMGenerator(str(source), settings, dtype=str(cfg.model.dtype), chat_template=tokenizer.chat_template,
-                             stop_token_ids=folder_eos_token_ids(str(source), tokenizer))
+        return VLLMGenerator(
+            str(source),
+            settings,
+            dtype=str(cfg.model.dtype),
+            chat_template=tokenizer.chat_template,
+            stop_token_ids=folder_eos_token_ids(str(source), tokenizer),
+        )
     if gen_cfg.backend != "hf":
         raise ValueError(f"eval.generation.backend must be 'hf' or 'vllm', got {gen_cfg.backend!r}")
     model_cfg: Any = cfg.get("model")
@@ -61,7 +66,9 @@ def build_generator(cfg: DictConfig) -> Generator:
 def evaluate(cfg: DictConfig) -> BenchmarkResult:
     """Run the benchmark ``cfg.eval`` names and write its results folder; returns the result."""
     if "eval" not in cfg or cfg.eval is None or not cfg.eval.get("benchmark"):
-        raise ValueError(f"choose a benchmark: python eval.py +eval=NAME with NAME in {registered_benchmarks()}")
+        raise ValueError(
+            f"choose a benchmark: python eval.py +eval=NAME with NAME in {registered_benchmarks()}"
+        )
     ecfg = cfg.eval
     adapter = get_benchmark(ecfg.benchmark)
     torch.manual_seed(int(cfg.get("seed", 0)))

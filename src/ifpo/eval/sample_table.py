@@ -57,13 +57,25 @@ class SampleGenerationTable(pl.Callback):
 
             tokenizer = load_tokenizer(pl_module.model_cfg)  # type: ignore[attr-defined]
         examples = heldout_examples(self.num_prompts, self.seed)
-        settings = GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=self.num_prompts, show_progress=False)
+        settings = GenerationSettings(
+            max_new_tokens=self.max_new_tokens, batch_size=self.num_prompts, show_progress=False
+        )
         with torch.no_grad():
-            texts = HFGenerator(pl_module.policy, tokenizer, settings).generate([e.messages for e in examples])  # type: ignore[attr-defined]
+            texts = HFGenerator(pl_module.policy, tokenizer, settings).generate(
+                [e.messages for e in examples]
+            )  # type: ignore[attr-defined]
         rows = []
         for example, text in zip(examples, texts):
             strict, _ = score_example(example.instruction, text)
-            rows.append([trainer.global_step, example.key, example.messages[-1]["content"], text, bool(strict.follow_all_instructions)])
+            rows.append(
+                [
+                    trainer.global_step,
+                    example.key,
+                    example.messages[-1]["content"],
+                    text,
+                    bool(strict.follow_all_instructions),
+                ]
+            )
         return rows
 
     def log_samples(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -74,4 +86,9 @@ class SampleGenerationTable(pl.Callback):
         self.rows.extend(self.generate(trainer, pl_module))
         if trainer.is_global_zero:
             for logger in targets:
-                logger.log_table(key=self.key, columns=SAMPLE_COLUMNS, data=[list(r) for r in self.rows], step=trainer.global_step)
+                logger.log_table(
+                    key=self.key,
+                    columns=SAMPLE_COLUMNS,
+                    data=[list(r) for r in self.rows],
+                    step=trainer.global_step,
+                )

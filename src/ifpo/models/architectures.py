@@ -162,7 +162,8 @@ PRESETS: dict[str, ArchSpec] = {a.name: a for a in (LLAMA_3_1_8B, LLAMA_3_1_70B,
 
 #: transformers model_type -> (norms per layer, q/k/v always biased). Other families are refused:
 #: their layers differ (MoE, parallel blocks, ...) and the counts here would be wrong.
-FAMILIES: dict[str, tuple[int, bool]] = {"llama": (2, False), "mistral": (2, False), "qwen2": (2, True), "gemma2": (4, False)}
+FAMILIES: dict[str, tuple[int, bool]] = {"llama": (2, False), "mistral": (2, False), "qwen2": (2, True),
+"gemma2": (4, False)}
 
 
 def arch_from_hf_config(config: Mapping[str, Any], name: str) -> ArchSpec:

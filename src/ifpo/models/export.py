@@ -87,7 +87,9 @@ def write_hf_folder(
     adapters_only = peft_enabled(peft_cfg) and not any(".base_layer." in k for k in state)
     if adapters_only:
         if not base_source:
-            raise ExportError("export: an adapter-only LoRA checkpoint needs the base model's model.name_or_path")
+            raise ExportError(
+                "export: an adapter-only LoRA checkpoint needs the base model's model.name_or_path"
+            )
         skeleton: Any = AutoModelForCausalLM.from_pretrained(base_source, dtype=dtype)
     else:
         with torch.device("meta"):

@@ -32,7 +32,9 @@ def role_logps(
         hidden = packed_hidden_states(decoder, batch, segment_attention)
         sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size, transform)
     else:
-        hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
+        hidden = decoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        )[0]
         sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size, transform)
     size = batch["batch_size"]
     logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}

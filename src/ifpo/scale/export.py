@@ -2,7 +2,8 @@
 
 Two ways in, one way out:
 
-* in-process (:func:`ifpo.models.export.export_hf`, used by `export.at_end=true`): parameters are gathered one at a
+* in-process (:func:`ifpo.models.export.export_hf`, used by `export.at_end=true`): parameters are gathered
+one at a
   time under ZeRO-3 (never the whole model on a GPU) into a CPU state dict on rank 0;
 * from a checkpoint (:func:`export_checkpoint`, `python -m ifpo.scale.export CKPT OUT`): a
   single-file Lightning `.ckpt`, or a DeepSpeed ZeRO-3 checkpoint *directory*, whose shards
@@ -76,7 +77,8 @@ def _read_deepspeed_dir(checkpoint: Path) -> tuple[dict[str, torch.Tensor], Any]
 
     if not (checkpoint / "latest").is_file():
         raise ExportError(
-            f"{checkpoint}: a folder but not a complete DeepSpeed checkpoint (no 'latest' file naming its tag)"
+            f"{checkpoint}: a folder but not a complete DeepSpeed checkpoint (no 'latest' file naming its "
+            f"tag)"
         )
     tag = (checkpoint / "latest").read_text().strip()
     model_states = sorted((checkpoint / tag).glob("*mp_rank_00_model_states.pt"))
@@ -124,12 +126,24 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     weights = policy_weights(state, checkpoint)
     source = model_cfg.get("config") or model_cfg.get("name_or_path")
     if not source:
-        raise ExportError(f"{checkpoint}: the saved model config names neither model.config nor model.name_or_path")
-    config = AutoConfig.from_pretrained(str(source), trust_remote_code=bool(model_cfg.get("trust_remote_code")))
+        raise ExportError(
+            f"{checkpoint}: the saved model config names neither model.config nor model.name_or_path"
+        )
+    config = AutoConfig.from_pretrained(
+        str(source), trust_remote_code=bool(model_cfg.get("trust_remote_code"))
+    )
     dtype = DTYPES[str(model_cfg.get("dtype") or "float32")]
     tokenizer = load_tokenizer(model_cfg)
-    return write_hf_folder(weights, config, peft_cfg, out_dir, tokenizer, dtype, _generation_config(str(source)),
-                           base_source=model_cfg.get("name_or_path"))
+    return write_hf_folder(
+        weights,
+        config,
+        peft_cfg,
+        out_dir,
+        tokenizer,
+        dtype,
+        _generation_config(str(source)),
+        base_source=model_cfg.get("name_or_path"),
+    )
 
 
 def _generation_config(source: str) -> GenerationConfig | None:
@@ -148,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Export a training checkpoint (a .ckpt file or a DeepSpeed ZeRO-3 checkpoint folder, "
         "full or LoRA) to a Hugging Face folder that from_pretrained loads.",
     )
-    parser.add_argument("checkpoint", help="a Lightning .ckpt or a ZeRO-3 checkpoint folder written by train.py")
+    parser.add_argument(
+        "checkpoint", help="a Lightning .ckpt or a ZeRO-3 checkpoint folder written by train.py"
+    )
     parser.add_argument("out_dir", help="folder to write (safetensors, config, tokenizer)")
     args = parser.parse_args(argv)
     try:

@@ -38,7 +38,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a callbacks/logger group (null entries skipped)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+    return [
+        hydra.utils.instantiate(node) for node in group.values() if node is not None and "_target_" in node
+    ]
 
 
 def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.Trainer]:
@@ -50,10 +52,15 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     head = get_loss_head(**to_plain(cfg.loss))
     datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
     module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim, cfg.get("peft"))
-    strategy = {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
+    strategy = (
+        {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
+    )
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
-        **preemption_kwargs(cfg.trainer), **strategy,
+        cfg.trainer,
+        logger=instantiate_group(cfg.get("logger")) or False,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        **preemption_kwargs(cfg.trainer),
+        **strategy,
     )
     apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
@@ -79,8 +86,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.error("%s", conflict.message)
         raise
     if state == "finished":
-        log.warning("run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
-                    "(e.g. a larger trainer.max_steps) or start a new run with another run_name", folder.run_dir)
+        log.warning(
+            "run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
+            "(e.g. a larger trainer.max_steps) or start a new run with another run_name",
+            folder.run_dir,
+        )
         return finished_metrics(folder.run_dir)
     print_config_tree(cfg, cfg.paths.output_dir)
     prepare_wandb_env()
@@ -94,8 +104,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finished = True
     except Preempted as stop:
         # The agreed checkpoint is written; a non-zero exit tells SLURM/shells this run is unfinished.
-        log.warning("stopped by %s at step %d; rerun the same command to resume", signal_name(stop.signum),
-                    trainer.global_step)
+        log.warning(
+            "stopped by %s at step %d; rerun the same command to resume",
+            signal_name(stop.signum),
+            trainer.global_step,
+        )
         raise SystemExit(stop.code) from None
     except SystemExit:
         if aborted_by_second_ctrl_c(trainer):  # aborted at once, no checkpoint: what a shell reports

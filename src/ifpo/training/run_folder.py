@@ -130,7 +130,8 @@ class RunFolder:
 
     def mark_finished(self, global_step: int) -> None:
         self.record.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.record / "finished.json", json.dumps({"global_step": global_step, "unix": time.time()}))
+        atomic_write_text(self.record / "finished.json", json.dumps({"global_step": global_step,
+        "unix": time.time()}))
 
     def log_force(self, diff: dict[str, tuple[str | None, str | None]]) -> None:
         entry = {"unix": time.time(), "argv": sys.argv, "changed": {k: [o, n] for k, (o, n) in diff.items()}}
@@ -159,8 +160,13 @@ class RunFolder:
                     self.save_record(flat)
                 (self.record / "finished.json").unlink(missing_ok=True)
             if diff:
-                log.warning("resume=force: continuing %s with %d changed key(s): %s (recorded in %s)",
-                            self.run_dir, len(diff), ", ".join(diff), self.record / "resume_force.jsonl")
+                log.warning(
+                    "resume=force: continuing %s with %d changed key(s): %s (recorded in %s)",
+                    self.run_dir,
+                    len(diff),
+                    ", ".join(diff),
+                    self.record / "resume_force.jsonl",
+                )
             return "resume"
         if self.finished:
             if rank0:
@@ -170,14 +176,22 @@ class RunFolder:
 
 
 def conflict_message(run_dir: Path, diff: dict[str, tuple[str | None, str | None]], shown: int = 20) -> str:
-    lines = [f"error: run folder {run_dir} holds a run trained with a different config; refusing to resume it."]
+    lines = [
+        f"error: run folder {run_dir} holds a run trained with a different config; refusing to resume it."
+    ]
     lines.append(f"{len(diff)} differing key(s) (recorded -> this command):")
     for key, (old, new) in list(diff.items())[:shown]:
-        lines.append(f"  {key}: {old if old is not None else '(absent)'} -> {new if new is not None else '(absent)'}")
+        lines.append(
+            f"  {key}: {old if old is not None else '(absent)'} -> {new if new is not None else '(absent)'}"
+        )
     if len(diff) > shown:
         lines.append(f"  ... and {len(diff) - shown} more")
-    lines.append("Use another run_name for a new run, or resume=force to continue this one with the new config")
-    lines.append(f"(recorded in {run_dir / RECORD / 'resume_force.jsonl'}). Nothing in the folder was changed.")
+    lines.append(
+        "Use another run_name for a new run, or resume=force to continue this one with the new config"
+    )
+    lines.append(
+        f"(recorded in {run_dir / RECORD / 'resume_force.jsonl'}). Nothing in the folder was changed."
+    )
     return "\n".join(lines)
 
 

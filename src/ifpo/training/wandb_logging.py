@@ -38,7 +38,11 @@ def sweep_group(default: str | None) -> str | None:
         from hydra.types import RunMode
 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            return f"{default}-{Path(HydraConfig.get().sweep.dir).name}" if default else Path(HydraConfig.get().sweep.dir).name
+            return (
+                f"{default}-{Path(HydraConfig.get().sweep.dir).name}"
+                if default
+                else Path(HydraConfig.get().sweep.dir).name
+            )
     except Exception as error:  # noqa: BLE001  (no Hydra context: plain default)
         log.debug("no Hydra run context for the W&B group: %s", error)
     return default
@@ -80,9 +84,17 @@ def wandb_logger(
     if name is None:
         name = short_run_name(_job_overrides())
     return ContinuingWandbLogger(
-        project=project, entity=entity, group=sweep_group(group), name=name or None, job_type=job_type,
-        tags=list(tags or []), save_dir=save_dir, id=id, log_model=log_model,
-        offline=offline or mode == "offline", resume="allow",
+        project=project,
+        entity=entity,
+        group=sweep_group(group),
+        name=name or None,
+        job_type=job_type,
+        tags=list(tags or []),
+        save_dir=save_dir,
+        id=id,
+        log_model=log_model,
+        offline=offline or mode == "offline",
+        resume="allow",
     )
 
 
