@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ifpo.data.errors import DataFormatError
 from ifpo.importers import convert_file
 from ifpo.importers.__main__ import main
+from ifpo.io.errors import DataFormatError
 
 
 def _write(path: Path, rows: list) -> Path:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ifpo.constraints import ConstraintError, DataFormatError, load_ifeval_jsonl, parse_ifeval_record
+from ifpo.constraints import ConstraintError, ConstraintFormatError, load_ifeval_jsonl, parse_ifeval_record
 
 GOOD = {
     "key": 7,
@@ -57,7 +57,7 @@ def test_bad_records_name_source_line_and_field(change, field, reason):
 
 def test_missing_field_is_a_data_format_error():
     record = {k: v for k, v in GOOD.items() if k != "prompt"}
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         parse_ifeval_record(record, source="f", line=1)
     assert info.value.field == "prompt" and info.value.reason == "missing_field"
 
@@ -68,7 +68,7 @@ def test_load_jsonl_raise_and_skip(tmp_path):
     path.write_text(
         "\n".join([json.dumps(GOOD), "{not json", "", json.dumps(bad_kind), json.dumps(GOOD)]) + "\n"
     )
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         load_ifeval_jsonl(path)
     assert info.value.line == 2 and info.value.reason == "invalid_json" and str(path) in str(info.value)
     instructions, skipped = load_ifeval_jsonl(path, on_error="skip")

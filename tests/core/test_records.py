@@ -7,10 +7,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from ifpo.data.collate import IGNORE_INDEX, PreferenceCollator
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record, validate_rows
 from ifpo.data.sources import load_file_records
 from ifpo.data.tokenize import PROMPT_TOO_LONG, RESPONSE_TOO_LONG, TokenizeSettings, tokenize_record
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "ifpo" / "assets"
 

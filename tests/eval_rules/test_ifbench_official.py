@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ifpo.constraints import DataFormatError, load_ifeval_jsonl, parse_ifeval_record
+from ifpo.constraints import ConstraintFormatError, load_ifeval_jsonl, parse_ifeval_record
 from ifpo.constraints.ifbench_official import OFFICIAL_CHECKERS
 from ifpo.eval import runner
 from ifpo.eval.benchmarks import ifbench as ifbench_module  # the adapter: where scoring is looked up
@@ -79,7 +79,7 @@ def test_missing_response_fails_and_stays_in_the_denominator(official):
     failed = [e for e in scored.report.strict if by_key[e.prompt] in scored.missing]
     assert len(failed) == 4 and all(not any(e.follow_instruction_list) for e in failed)
     assert all(e.response == "" for e in failed)
-    with pytest.raises(DataFormatError, match="no response for prompt 268"):
+    with pytest.raises(ConstraintFormatError, match="no response for prompt 268"):
         score_ifbench_official(instructions, responses, on_missing="raise")
     skipped = score_ifbench_official(instructions, responses, on_missing="skip")
     assert len(skipped.report.strict) == len(instructions) - 4

@@ -12,10 +12,10 @@ import pytest
 
 from ifpo.builders.items import load_instructions
 from ifpo.constraints.errors import ConstraintError
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
 from ifpo.importers import convert_file
 from ifpo.importers.__main__ import main as import_main
+from ifpo.io.errors import DataFormatError, SkipCounter
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 

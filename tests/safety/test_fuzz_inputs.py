@@ -23,10 +23,10 @@ import pytest
 
 from ifpo.builders.items import load_instructions
 from ifpo.constraints.errors import ConstraintError
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
 from ifpo.importers import convert_entry, convert_file
 from ifpo.importers.__main__ import main as import_main
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 SEED = 20261201
 CASES_PER_TARGET = 60

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
 from ifpo.importers import convert_entry
 from ifpo.importers.__main__ import main
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 SHAREGPT_ROW = {
     "conversations": [{"from": "human", "value": "Name a fruit."}, {"from": "gpt", "value": "Apple."},

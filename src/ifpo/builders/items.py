@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints import Constraint, DataFormatError, free_text, parse_ifeval_record
+from ifpo.constraints import Constraint, ConstraintFormatError, free_text, parse_ifeval_record
 from ifpo.constraints.parsing import parse_jsonl
 from ifpo.data import synthetic
 from ifpo.sampling.base import Messages, SampleRequest, derive_seed
@@ -63,14 +63,14 @@ def sample_request(item: SourceItem, constraints: Sequence[Constraint], style: s
 
 def _messages(value: Any, source: str, line: int) -> tuple[str | None, Messages]:
     if not isinstance(value, list) or not value:
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "'messages' must be a non-empty list", source=source, line=line, field="messages"
         )
     system, history = None, []
     for i, message in enumerate(value):
         where = f"messages[{i}]"
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "expected {role, content} with string content", source=source, line=line, field=where
             )
         role = message.get("role")
@@ -79,14 +79,14 @@ def _messages(value: Any, source: str, line: int) -> tuple[str | None, Messages]
         elif role in ("user", "assistant"):
             history.append({"role": role, "content": message["content"]})
         else:
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"unexpected role {role!r} (a system message may only come first)",
                 source=source,
                 line=line,
                 field=f"{where}.role",
             )
     if not history or history[-1]["role"] != "user":
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "the last message must be the user turn to answer", source=source, line=line, field="messages"
         )
     return system, history
@@ -104,7 +104,7 @@ def parse_item(record: Any, source: str, line: int, default_system: str | None) 
         history = [{"role": "user", "content": instruction.prompt}]
     extra = record.get("free_text_constraints", [])
     if not isinstance(extra, list) or not all(isinstance(t, str) and t.strip() for t in extra):
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "'free_text_constraints' must be a list of non-empty strings",
             source=source,
             line=line,
@@ -112,7 +112,7 @@ def parse_item(record: Any, source: str, line: int, default_system: str | None) 
         )
     constraints = instruction.constraints + tuple(free_text(t) for t in extra)
     if not constraints:
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "no constraints", source=source, line=line, field="instruction_id_list", reason="no_constraints"
         )
     item_id = instruction.id if instruction.id is not None else f"line-{line}"
@@ -129,7 +129,7 @@ def load_instructions(
     def parse_unique(record: Any, source: str, line: int) -> SourceItem:
         item = parse_item(record, source, line, default_system)
         if item.id in seen:
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"duplicate id {item.id!r}", source=source, line=line, field="key", reason="duplicate_id"
             )
         seen.add(item.id)

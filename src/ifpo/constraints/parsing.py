@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ifpo.constraints.constraint import Constraint, Instruction
-from ifpo.constraints.errors import ConstraintError, DataFormatError
+from ifpo.constraints.errors import ConstraintError, ConstraintFormatError
 
 T = TypeVar("T")
 
 
 def _require(record: Mapping[str, Any], name: str, expected: type, source: str, line: int | None) -> Any:
     if name not in record:
-        raise DataFormatError(f"missing field {name!r}", source=source, line=line, field=name,
+        raise ConstraintFormatError(f"missing field {name!r}", source=source, line=line, field=name,
                               reason="missing_field")
     value = record[name]
     if not isinstance(value, expected):
-        raise DataFormatError(
+        raise ConstraintFormatError(
             f"{name!r} must be {expected.__name__}, got {type(value).__name__}",
             source=source, line=line, field=name, reason="bad_type",
         )
@@ -37,26 +37,26 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
     the offending field, e.g. ``kwargs[2].num_words``.
     """
     if not isinstance(record, Mapping):
-        raise DataFormatError(f"record must be a JSON object, got {type(record).__name__}",
+        raise ConstraintFormatError(f"record must be a JSON object, got {type(record).__name__}",
                               source=source, line=line, reason="bad_type")
     prompt = _require(record, "prompt", str, source, line)
     ids = _require(record, "instruction_id_list", list, source, line)
     kwargs_list = record.get("kwargs", [{} for _ in ids])
     if not isinstance(kwargs_list, list):
-        raise DataFormatError(f"'kwargs' must be list, got {type(kwargs_list).__name__}",
+        raise ConstraintFormatError(f"'kwargs' must be list, got {type(kwargs_list).__name__}",
                               source=source, line=line, field="kwargs", reason="bad_type")
     if len(kwargs_list) != len(ids):
-        raise DataFormatError(f"{len(ids)} instruction ids but {len(kwargs_list)} kwargs entries",
+        raise ConstraintFormatError(f"{len(ids)} instruction ids but {len(kwargs_list)} kwargs entries",
                               source=source, line=line, field="kwargs", reason="length_mismatch")
     constraints = []
     for i, (kind, kwargs) in enumerate(zip(ids, kwargs_list)):
         if not isinstance(kind, str):
-            raise DataFormatError(f"instruction id must be a string, got {kind!r}", source=source,
+            raise ConstraintFormatError(f"instruction id must be a string, got {kind!r}", source=source,
                                   line=line, field=f"instruction_id_list[{i}]", reason="bad_type")
         if kwargs is None:
             kwargs = {}
         if not isinstance(kwargs, Mapping):
-            raise DataFormatError(f"kwargs entry must be an object, got {type(kwargs).__name__}",
+            raise ConstraintFormatError(f"kwargs entry must be an object, got {type(kwargs).__name__}",
                                   source=source, line=line, field=f"kwargs[{i}]", reason="bad_type")
         try:
             constraints.append(Constraint(kind, {k: v for k, v in kwargs.items() if v is not None}))
@@ -110,8 +110,12 @@ def parse_jsonl(
                 try:
                     text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
-                    raise DataFormatError(f"invalid UTF-8 at byte {exc.start + 1} of the line", source=source,
-                                          line=line_no, reason="invalid_utf8") from None
+                    raise ConstraintFormatError(
+                        f"invalid UTF-8 at byte {exc.start + 1} of the line",
+                        source=source,
+                        line=line_no,
+                        reason="invalid_utf8",
+                    ) from None
                 if not text.strip():
                     continue
                 try:
@@ -122,11 +126,11 @@ def parse_jsonl(
                         if isinstance(exc, json.JSONDecodeError)
                         else "nested too deeply"
                     )
-                    raise DataFormatError(
+                    raise ConstraintFormatError(
                         problem, source=source, line=line_no, reason="invalid_json"
                     ) from None
                 if has_lone_surrogate(text, record):
-                    raise DataFormatError(
+                    raise ConstraintFormatError(
                         "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
                         source=source,
                         line=line_no,

@@ -11,11 +11,11 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from ifpo.data.collate import PreferenceCollator
-from ifpo.data.errors import SkipCounter
 from ifpo.data.packed_collate import PackedPreferenceCollator
 from ifpo.data.sampler import ResumableDataLoader, ResumableSampler, global_seed
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
+from ifpo.io.errors import SkipCounter
 
 log = logging.getLogger(__name__)
 LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted

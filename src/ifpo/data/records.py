@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.constraints.parsing import has_lone_surrogate, is_unicode_text
-from ifpo.data.errors import DataFormatError, SkipCounter
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant", "tool"}

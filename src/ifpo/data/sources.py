@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.data import synthetic
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_rows
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifpo.constraints import DataFormatError, Instruction, load_ifeval_jsonl
+from ifpo.constraints import ConstraintFormatError, Instruction, load_ifeval_jsonl
 from ifpo.eval.ifbench import score_ifbench_official
 from ifpo.eval.rule_scoring import load_responses_jsonl
 
@@ -46,12 +46,17 @@ def read_official_results(path: str | Path) -> dict[str, dict]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=line_no,
+                raise ConstraintFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=line_no,
                                       reason="invalid_json") from exc
             for name in ("prompt", "instruction_id_list", "follow_instruction_list"):
                 if name not in row:
-                    raise DataFormatError(f"missing {name!r}", source=str(path), line=line_no, field=name,
-                                          reason="missing_field")
+                    raise ConstraintFormatError(
+                        f"missing {name!r}",
+                        source=str(path),
+                        line=line_no,
+                        field=name,
+                        reason="missing_field",
+                    )
             rows[row["prompt"].strip()] = row
     return rows
 

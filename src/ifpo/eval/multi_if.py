@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints import ConstraintError, DataFormatError, Instruction, parse_ifeval_record
+from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction, parse_ifeval_record
 from ifpo.eval import multi_if_checkers
 from ifpo.eval.rule_scoring import ExampleScore, ScoreReport
 
@@ -77,7 +77,7 @@ def _json_cell(row: Mapping[str, str], column: str, source: str, line: int) -> A
     try:
         return json.loads(row[column])
     except json.JSONDecodeError as exc:
-        raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line, field=column,
+        raise ConstraintFormatError(f"invalid JSON: {exc.msg}", source=source, line=line, field=column,
                               reason="invalid_json") from exc
 
 
@@ -87,18 +87,28 @@ def _prompt_text(cell: str, source: str, line: int, column: str) -> str:
         try:
             message = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"invalid JSON message: {exc.msg}", source=source, line=line, field=column,
-                                  reason="invalid_json") from exc
+            raise ConstraintFormatError(
+                f"invalid JSON message: {exc.msg}",
+                source=source,
+                line=line,
+                field=column,
+                reason="invalid_json",
+            ) from exc
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise DataFormatError("chat message must have a string 'content'", source=source, line=line,
-                                  field=column, reason="bad_type")
+            raise ConstraintFormatError(
+                "chat message must have a string 'content'",
+                source=source,
+                line=line,
+                field=column,
+                reason="bad_type",
+            )
         return message["content"]
     return cell
 
 
 def _kwargs_list(value: Any, source: str, line: int, column: str) -> list[Any]:
     if not isinstance(value, list):
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "must be a JSON list", source=source, line=line, field=column, reason="bad_type"
         )
     decoded = []
@@ -107,7 +117,7 @@ def _kwargs_list(value: Any, source: str, line: int, column: str) -> list[Any]:
             try:
                 item = json.loads(item)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"entry {i} is not JSON: {exc.msg}",
                     source=source,
                     line=line,
@@ -129,7 +139,7 @@ def _parse_row(row: Mapping[str, str], id_column: str, source: str, line: int) -
             break
         for column in (ids_col, kwargs_col):
             if not (row.get(column) or "").strip():
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     "empty cell for a turn that has a prompt",
                     source=source,
                     line=line,
@@ -153,7 +163,7 @@ def _parse_row(row: Mapping[str, str], id_column: str, source: str, line: int) -
                 exc.detail, source=source, line=line, field=field or None, reason=exc.reason
             ) from exc
     if not turns:
-        raise DataFormatError(
+        raise ConstraintFormatError(
             "row has no turn_1_prompt",
             source=source,
             line=line,
@@ -173,7 +183,7 @@ def load_multi_if_csv(path: str | Path) -> list[MultiIFConversation]:
         required = ["language", "turn_1_prompt", "turn_1_instruction_id_list", "turn_1_kwargs"]
         missing = [c for c in required if c not in header] + ([] if id_column else ["key"])
         if missing:
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"missing column(s) {missing}",
                 source=source,
                 line=1,
@@ -185,16 +195,16 @@ def load_multi_if_csv(path: str | Path) -> list[MultiIFConversation]:
         line = reader.line_num + 1
         for row in reader:
             if None in row:  # more cells than header columns
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     "row has more cells than the header", source=source, line=line, reason="malformed_row"
                 )
             if any(row.get(c) is None for c in required):
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     "row has fewer cells than the header", source=source, line=line, reason="malformed_row"
                 )
             conversation = _parse_row(row, id_column, source, line)  # type: ignore[arg-type]
             if conversation.id in seen:
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"duplicate id {conversation.id!r}",
                     source=source,
                     line=line,
@@ -251,7 +261,7 @@ def score_multi_if(
         answers = responses.get(conversation.id)
         if answers is None or len(answers) < len(conversation.turns):
             got = 0 if answers is None else len(answers)
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"conversation {conversation.id!r} has {len(conversation.turns)} turns but {got} responses",
                 field="responses",
                 reason="missing_response",

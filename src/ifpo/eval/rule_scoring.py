@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ifpo.constraints import ConstraintError, DataFormatError, Instruction
+from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def _score(
             )
         if instruction.prompt not in responses:
             if on_missing == "raise":
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"no response for prompt {instruction.id or ''} {instruction.prompt[:80]!r}",
                     field="response",
                     reason="missing_response",
@@ -192,16 +192,16 @@ def load_responses_jsonl(path: str | Path) -> dict[str, str]:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"invalid JSON: {exc.msg}", source=source, line=line_no, reason="invalid_json"
                 ) from exc
             if not isinstance(record, dict):
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     "record must be a JSON object", source=source, line=line_no, reason="bad_type"
                 )
             for name in ("prompt", "response"):
                 if not isinstance(record.get(name), str):
-                    raise DataFormatError(
+                    raise ConstraintFormatError(
                         f"{name!r} must be a string",
                         source=source,
                         line=line_no,
@@ -210,7 +210,7 @@ def load_responses_jsonl(path: str | Path) -> dict[str, str]:
                     )
             prompt, response = record["prompt"], record["response"]
             if prompt in responses and responses[prompt] != response:
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     "prompt repeated with a different response",
                     source=source,
                     line=line_no,

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.constraints import ConstraintError, parse_ifeval_record
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 Row = dict[str, Any]
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record
 from ifpo.data.sources import read_parquet_rows
 from ifpo.importers.convert import Row, _check_constraints, _margin, convert_rows
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 COLUMN_DEFAULTS: dict[str, str | None] = {
     "prompt": "instruction",

@@ -39,8 +39,8 @@ def _conversation(messages: list[dict[str, str]]) -> str:
 
 def validation_records(config: Any, limit: int) -> tuple[list[dict[str, Any]], str]:
     """(first `limit` validated records, where they came from) of a run's validation data."""
-    from ifpo.data.errors import SkipCounter
     from ifpo.data.sources import ensure_synthetic_files, load_file_records
+    from ifpo.io.errors import SkipCounter
 
     data = config.data
     kind = data.get("kind") or ("quad" if config.loss.name == "iopo" else "pair")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ifpo.data.errors import DataFormatError
+from ifpo.io.errors import DataFormatError
 from ifpo.sampling.base import SampleRequest
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ifpo.config.plain import to_plain
-from ifpo.constraints import DataFormatError
+from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.benchmarks.base import progress_store
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def saved_responses(ecfg: DictConfig, keys: list[str], load: Callable[[str], Map
     responses = load(str(ecfg.responses))
     missing = [k for k in keys if k not in responses]
     if missing and ecfg.on_missing != "skip":
-        raise DataFormatError(
+        raise ConstraintFormatError(
             f"no response for {len(missing)} item(s), e.g. key {missing[0]!r}; "
             "set eval.on_missing=skip to score the rest",
             source=str(ecfg.responses),
