@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from ifpo.constraints.constraint import Constraint, Instruction
 from ifpo.constraints.errors import ConstraintError, ConstraintFormatError
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 T = TypeVar("T")
 
@@ -69,24 +68,6 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
     return Instruction(prompt=prompt, constraints=tuple(constraints), id=None if key is None else str(key))
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def is_unicode_text(value: Any) -> bool:
-    """False when a decoded JSON value holds a lone surrogate (from an escape such as "\\ud800"):
-    Python accepts it, but it is not Unicode text and cannot be written as UTF-8 later."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def has_lone_surrogate(text: str, value: Any) -> bool:
-    """True when JSON `text`, decoded to `value`, holds a lone surrogate (one regex scan when it cannot)."""
-    return bool(_SURROGATE_ESCAPE.search(text)) and not is_unicode_text(value)
-
-
 def parse_jsonl(
     path: str | Path,
     parse: Callable[[Any, str, int], T],
@@ -103,44 +84,15 @@ def parse_jsonl(
     source = str(path)
     parsed: list[T] = []
     skipped: Counter[str] = Counter()
-    # Bytes, decoded per line: invalid UTF-8 is a located error (or a counted skip) for its line only.
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                try:
-                    text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ConstraintFormatError(
-                        f"invalid UTF-8 at byte {exc.start + 1} of the line",
-                        source=source,
-                        line=line_no,
-                        reason="invalid_utf8",
-                    ) from None
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    problem = (
-                        f"invalid JSON: {exc.msg}"
-                        if isinstance(exc, json.JSONDecodeError)
-                        else "nested too deeply"
-                    )
-                    raise ConstraintFormatError(
-                        problem, source=source, line=line_no, reason="invalid_json"
-                    ) from None
-                if has_lone_surrogate(text, record):
-                    raise ConstraintFormatError(
-                        "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
-                        source=source,
-                        line=line_no,
-                        reason="invalid_unicode",
-                    )
-                parsed.append(parse(record, source, line_no))
-            except ConstraintError as exc:
-                if on_error == "raise":
-                    raise
-                skipped[exc.reason] += 1
+    for line_no, record in read_jsonl(path):
+        try:
+            if isinstance(record, BadLine):
+                raise ConstraintFormatError(record.problem, source=source, line=line_no, reason=record.reason)
+            parsed.append(parse(record, source, line_no))
+        except ConstraintError as exc:
+            if on_error == "raise":
+                raise
+            skipped[exc.reason] += 1
     return parsed, skipped
 
 

@@ -20,14 +20,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints.parsing import has_lone_surrogate, is_unicode_text
 from ifpo.io.errors import DataFormatError, SkipCounter
+from ifpo.io.jsonl import LONE_SURROGATE, BadLine, has_lone_surrogate, is_unicode_text, read_jsonl
 
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant", "tool"}
 FIELDS = {"pair": ("prompt", "chosen", "rejected"), "quad": ("x1", "x2", "y1", "y2")}
 RESPONSE_FIELDS = {"pair": ("chosen", "rejected"), "quad": ("y1", "y2")}
-LONE_SURROGATE = "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text"
+_BAD_LINE_FIELD = {"invalid_utf8": "<encoding>", "invalid_json": "<json>", "invalid_unicode": "<text>"}
 SOURCE_KEY = "source"  # "file:line" of a validated training record (set by validate_rows)
 
 
@@ -111,16 +111,6 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
     return out
 
 
-def _decode(raw: bytes, source: str, line: int, first: bool) -> str | DataFormatError:
-    """UTF-8 text of one line (a leading byte-order mark allowed), or a located error."""
-    try:
-        return raw.decode("utf-8-sig" if first else "utf-8")
-    except UnicodeDecodeError as err:
-        return DataFormatError(
-            source, line, "<encoding>", f"invalid UTF-8 at byte {err.start + 1} of the line ({err.reason})"
-        )
-
-
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed row) for JSONL or JSON files; a bad line (invalid JSON or UTF-8) is yielded
     as a DataFormatError naming its line, so callers raise it or count it as a skip."""
@@ -145,31 +135,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             bad = suspect and not is_unicode_text(row)
             yield i + 1, DataFormatError(source, i + 1, "<text>", LONE_SURROGATE) if bad else row
         return
-    # Bytes, decoded line by line: one bad byte costs one line (or one skip), never the whole file.
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = _decode(raw, source, number, number == 1)
-            if isinstance(text, DataFormatError):
-                yield number, text
-                continue
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as err:
-                problem = (
-                    f"invalid JSON: {err.msg}"
-                    if isinstance(err, json.JSONDecodeError)
-                    else "nested too deeply"
-                )
-                yield number, DataFormatError(source, number, "<json>", problem)
-                continue
-            yield (
-                number,
-                DataFormatError(source, number, "<text>", LONE_SURROGATE)
-                if has_lone_surrogate(text, row)
-                else row,
-            )
+    for number, row in read_jsonl(path):  # one bad byte or line costs that line, never the file
+        if isinstance(row, BadLine):
+            field = _BAD_LINE_FIELD[row.reason]
+            problem = f"{row.problem} ({row.detail})" if row.detail else row.problem
+            row = DataFormatError(source, number, field, problem)
+        yield number, row
 
 
 def validate_rows(

@@ -10,7 +10,6 @@ Instructions we cannot check here (missing NLTK data) are reported apart, never 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from ifpo.constraints import ConstraintFormatError, Instruction, load_ifeval_jsonl
 from ifpo.eval.ifbench import score_ifbench_official
 from ifpo.eval.rule_scoring import load_responses_jsonl
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 
 @dataclass
@@ -39,25 +39,19 @@ class Agreement:
 def read_official_results(path: str | Path) -> dict[str, dict]:
     """Official ``eval_results_*.jsonl`` rows keyed by stripped prompt."""
     rows: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConstraintFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=line_no,
-                                      reason="invalid_json") from exc
-            for name in ("prompt", "instruction_id_list", "follow_instruction_list"):
-                if name not in row:
-                    raise ConstraintFormatError(
-                        f"missing {name!r}",
-                        source=str(path),
-                        line=line_no,
-                        field=name,
-                        reason="missing_field",
-                    )
-            rows[row["prompt"].strip()] = row
+    for line_no, row in read_jsonl(path, check_unicode=False):
+        if isinstance(row, BadLine):
+            raise ConstraintFormatError(row.problem, source=str(path), line=line_no, reason=row.reason)
+        for name in ("prompt", "instruction_id_list", "follow_instruction_list"):
+            if name not in row:
+                raise ConstraintFormatError(
+                    f"missing {name!r}",
+                    source=str(path),
+                    line=line_no,
+                    field=name,
+                    reason="missing_field",
+                )
+        rows[row["prompt"].strip()] = row
     return rows
 
 

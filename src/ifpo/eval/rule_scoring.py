@@ -8,7 +8,6 @@ and loose, and accuracy per instruction id.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -185,37 +185,30 @@ def load_responses_jsonl(path: str | Path) -> dict[str, str]:
     """
     source = str(path)
     responses: dict[str, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
+    for line_no, record in read_jsonl(path, check_unicode=False):
+        if isinstance(record, BadLine):
+            raise ConstraintFormatError(record.problem, source=source, line=line_no, reason=record.reason)
+        if not isinstance(record, dict):
+            raise ConstraintFormatError(
+                "record must be a JSON object", source=source, line=line_no, reason="bad_type"
+            )
+        for name in ("prompt", "response"):
+            if not isinstance(record.get(name), str):
                 raise ConstraintFormatError(
-                    f"invalid JSON: {exc.msg}", source=source, line=line_no, reason="invalid_json"
-                ) from exc
-            if not isinstance(record, dict):
-                raise ConstraintFormatError(
-                    "record must be a JSON object", source=source, line=line_no, reason="bad_type"
-                )
-            for name in ("prompt", "response"):
-                if not isinstance(record.get(name), str):
-                    raise ConstraintFormatError(
-                        f"{name!r} must be a string",
-                        source=source,
-                        line=line_no,
-                        field=name,
-                        reason="missing_field" if name not in record else "bad_type",
-                    )
-            prompt, response = record["prompt"], record["response"]
-            if prompt in responses and responses[prompt] != response:
-                raise ConstraintFormatError(
-                    "prompt repeated with a different response",
+                    f"{name!r} must be a string",
                     source=source,
                     line=line_no,
-                    field="prompt",
-                    reason="duplicate_prompt",
+                    field=name,
+                    reason="missing_field" if name not in record else "bad_type",
                 )
-            responses[prompt] = response
+        prompt, response = record["prompt"], record["response"]
+        if prompt in responses and responses[prompt] != response:
+            raise ConstraintFormatError(
+                "prompt repeated with a different response",
+                source=source,
+                line=line_no,
+                field="prompt",
+                reason="duplicate_prompt",
+            )
+        responses[prompt] = response
     return responses
