@@ -10,11 +10,9 @@ import hydra
 import lightning.pytorch as pl
 from omegaconf import DictConfig
 
-from ifpo.config.plain import to_plain
 from ifpo.config.schema import validate_loss_config
 from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.data.datamodule import PreferenceDataModule
-from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
 from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
@@ -49,9 +47,9 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     validate_loss_config(cfg.loss)  # unknown keys and out-of-range values, before any loading
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model)
-    head = get_loss_head(**to_plain(cfg.loss))
-    datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
     module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim, cfg.get("peft"))
+    # the one loss head: its record kind and roles shape the batches the module receives
+    datamodule = PreferenceDataModule(cfg.data, tokenizer, module.head)
     strategy = (
         {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
     )
