@@ -95,6 +95,8 @@ def write_hf_folder(
         with torch.device("meta"):
             skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
     tied = set(getattr(skeleton, "_tied_weights_keys", None) or [])
+    tied_map = getattr(skeleton, "_tied_weights_keys", None)
+    tied_pairs = dict(tied_map) if isinstance(tied_map, dict) else {}  # target -> source (transformers 5)
     if peft_enabled(peft_cfg):
         from peft import get_peft_model
 
@@ -109,6 +111,14 @@ def write_hf_folder(
             f"export: state dict does not match the model (missing {missing[:5]}, "
             f"unexpected {result.unexpected_keys[:5]})"
         )
+    base = skeleton.get_base_model() if hasattr(skeleton, "get_base_model") else skeleton
+    for target, source in tied_pairs.items():
+        # load_state_dict(assign=True) replaced the source Parameter and left the tied target on the
+        # meta skeleton's old one. Re-tie before merging: PEFT's merge sees untied embeddings and
+        # sets tie_word_embeddings=False, and the saved folder would then lack lm_head.weight.
+        if base.get_parameter(target).is_meta:
+            owner, _, leaf = target.rpartition(".")
+            setattr(base.get_submodule(owner), leaf, base.get_parameter(source))
     if peft_enabled(peft_cfg):
         skeleton = skeleton.merge_and_unload()  # W <- W + (alpha / r) * B @ A, adapters removed
     skeleton.tie_weights()
