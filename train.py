@@ -11,11 +11,11 @@ from ifpo.config.cli import normalize_argv, set_project_root
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from ifpo.training.pipeline import train
+    from ifpo.scale.plan_cli import plan_or_train
     from ifpo.training.terminal import quiet_known_noise
 
     quiet_known_noise()
-    metrics = train(cfg)
+    metrics = plan_or_train(cfg)
     return metrics.get(cfg.optimized_metric)
 
 

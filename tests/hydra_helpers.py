@@ -17,7 +17,9 @@ from ifpo.config.cli import normalize_overrides
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose_config(name: str, overrides: Sequence[str] = (), output_dir: Path | None = None, data_dir: Path | None = None) -> DictConfig:
+def compose_config(
+    name: str, overrides: Sequence[str] = (), output_dir: Path | None = None, data_dir: Path | None = None
+) -> DictConfig:
     os.environ.setdefault("IFPO_ROOT", str(ROOT))
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -2,7 +2,8 @@
 
 A stage is skipped when its outputs exist, none is older than an input (make's rule) and its
 commands are the ones that made them (saved as ``<logs>/<stage>.cmd``: a changed size or
-override reruns the stage), so rerunning a killed study continues where it stopped. Each stage's commands and output go to
+override reruns the stage), so rerunning a killed study continues where it stopped. Each stage's
+commands and output go to
 ``<logs>/<stage>.log``; its wall seconds to ``<out>/stage_times.json`` and the CPU seconds
 (user + sys) of its processes to ``<out>/stage_cpu.json`` — the studies' timing tables.
 """
@@ -62,7 +63,11 @@ class StageRunner:
 
         Returns whether the stage ran (False: skipped as fresh).
         """
-        if not (self.force or force) and fresh(list(outputs), list(inputs)) and self.unchanged(name, commands):
+        if (
+            not (self.force or force)
+            and fresh(list(outputs), list(inputs))
+            and self.unchanged(name, commands)
+        ):
             self.say(f"{name}: outputs exist, skipped")
             return False
         log_path = self.logs / f"{name}.log"
@@ -75,7 +80,9 @@ class StageRunner:
                 self.say(f"{name}: {line}")
                 log.write(f"$ {line}\n")
                 log.flush()
-                proc = subprocess.run(command, check=False, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.run(
+                    command, check=False, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+                )
                 if proc.returncode != 0:
                     log.flush()
                     tail = log_path.read_text(errors="replace").splitlines()[-15:]

@@ -1,7 +1,7 @@
 """Stage 2b: a training checkpoint's policy as a Hugging Face folder, the next stages' starting point.
 
 The preference runs start from the SFT weights through ``model.name_or_path=<folder>``
-(train.py has no "initialise from a .ckpt" knob, and ``ifpo.scale.export.export_hf`` needs a
+(train.py has no "initialise from a .ckpt" knob, and ``ifpo.models.export.export_hf`` needs a
 live training process), so the policy is rebuilt with the eval harness's strict loader and
 saved with ``save_pretrained``. The same folder is what a vLLM sampler would serve at scale.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
+from ifpo.models.checkpoint import checkpoint_model_config, load_policy
 
 
 def export_checkpoint(ckpt: Path, out_dir: Path) -> Path:

@@ -1,1 +1,2 @@
-"""experiments/smol_ifeval: DPO vs RPO vs IOPO from SmolLM2-135M-Instruct, scored on the real IFEval prompts."""
+"""experiments/smol_ifeval: DPO vs RPO vs IOPO from SmolLM2-135M-Instruct, scored on the real IFEval
+prompts."""

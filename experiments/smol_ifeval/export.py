@@ -3,7 +3,7 @@
 ``eval.py eval.checkpoint=<.ckpt>`` loads plain ``policy.*`` weights only; a ``peft=lora`` run
 saves the PEFT-wrapped policy (base + adapter tensors). This rebuilds that policy from the
 checkpoint's own saved ``model`` and ``peft`` configs, loads its weights strictly, merges the
-adapters (PEFT's ``merge_and_unload``) and saves the plain model. Not ``ifpo.scale.export.export_hf``:
+adapters (PEFT's ``merge_and_unload``) and saves the plain model. Not ``ifpo.models.export.export_hf``:
 its meta-device skeleton loses a tied ``lm_head`` (SmolLM2 ties it to the embeddings) once PEFT
 unties the pair on merging ("parameters never received weights: ['lm_head.weight']"); merging the
 real, loaded model keeps every tensor. The start
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ifpo.eval.checkpoint import CheckpointError, _read, policy_state_dict
+from ifpo.models.checkpoint import CheckpointError, _read, policy_state_dict
 from ifpo.models.loading import build_causal_lm, load_tokenizer
-from ifpo.scale.lora import apply_lora, peft_enabled
+from ifpo.models.lora import apply_lora, peft_enabled
 
 
 def export_lora_checkpoint(ckpt: Path, out_dir: Path, start_dir: Path) -> Path:
@@ -32,7 +32,9 @@ def export_lora_checkpoint(ckpt: Path, out_dir: Path, start_dir: Path) -> Path:
     hparams = _read(ckpt).get("hyper_parameters") or {}
     model_cfg, peft_cfg = hparams.get("model"), hparams.get("peft") or {}
     if not isinstance(model_cfg, dict):
-        raise CheckpointError(f"{ckpt}: no saved model config (hyper_parameters.model); not a train.py checkpoint?")
+        raise CheckpointError(
+            f"{ckpt}: no saved model config (hyper_parameters.model); not a train.py checkpoint?"
+        )
     policy = build_causal_lm(model_cfg)
     if peft_enabled(peft_cfg):
         policy = apply_lora(policy, peft_cfg)
@@ -58,14 +60,18 @@ def export_lora_checkpoint(ckpt: Path, out_dir: Path, start_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("start_dir", type=Path, help="the start model's HF folder (its generation_config.json)")
+    parser.add_argument(
+        "start_dir", type=Path, help="the start model's HF folder (its generation_config.json)"
+    )
     parser.add_argument("pairs", nargs="+", help="CKPT:OUT_DIR")
     args = parser.parse_args()
     for pair in args.pairs:
         ckpt, _, out = pair.rpartition(":")
         if not ckpt:
             raise SystemExit(f"{pair!r}: expected CKPT:OUT_DIR")
-        print(f"exported {ckpt} -> {export_lora_checkpoint(Path(ckpt), Path(out), args.start_dir)}", flush=True)
+        print(
+            f"exported {ckpt} -> {export_lora_checkpoint(Path(ckpt), Path(out), args.start_dir)}", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Sizing: tokens/s of sampling the start model on the CPU, one-by-one vs batched HF generate (± static cache).
+"""Sizing: tokens/s of sampling the start model on the CPU, one-by-one vs batched HF generate
+(± static cache).
 
 The study's slowest stage is sampling K answers per instruction from SmolLM2-135M-Instruct, so
 its size is set from these figures (README "Sizing"). Each mode samples the same prompts with
@@ -32,8 +33,16 @@ def _count(tokenizer, answers: list[list[str]]) -> int:  # type: ignore[no-untyp
     return sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for row in answers for a in row)
 
 
-def measure(model_dir: Path, instructions: Path, prompts: int, n: int, max_new_tokens: int,
-            batch_sizes: list[int], static: bool, one_by_one: bool = True) -> dict:
+def measure(
+    model_dir: Path,
+    instructions: Path,
+    prompts: int,
+    n: int,
+    max_new_tokens: int,
+    batch_sizes: list[int],
+    static: bool,
+    one_by_one: bool = True,
+) -> dict:
     model, tokenizer = load_sampling_model(OmegaConf.create(MODEL_CFG), str(model_dir))
     items, _ = load_instructions(instructions, "raise", "You are a helpful assistant.")
     requests = [sample_request(it, it.constraints, "system") for it in items[:prompts]]
@@ -47,7 +56,9 @@ def measure(model_dir: Path, instructions: Path, prompts: int, n: int, max_new_t
         sampler = HFSampler(model, tokenizer, SamplingSettings(max_new_tokens, 1.0, 1.0, True, batch))
         wall, cpu = time.perf_counter(), time.process_time()
         if batch == 1:  # one sequence per generate call
-            answers = [[sampler.sample([r], 1, 1000 * i + j)[0][0] for j in range(n)] for i, r in enumerate(requests)]
+            answers = [
+                [sampler.sample([r], 1, 1000 * i + j)[0][0] for j in range(n)] for i, r in enumerate(requests)
+            ]
         else:
             answers = sampler.sample(requests, n, 0)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -86,8 +97,16 @@ def main() -> None:
     parser.add_argument("--no-one-by-one", action="store_true", help="skip the one-sequence-per-call mode")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    result = measure(args.model_dir, args.instructions, args.prompts, args.num_samples, args.max_new_tokens,
-                     [int(b) for b in args.batch_sizes.split(",")], not args.no_static, not args.no_one_by_one)
+    result = measure(
+        args.model_dir,
+        args.instructions,
+        args.prompts,
+        args.num_samples,
+        args.max_new_tokens,
+        [int(b) for b in args.batch_sizes.split(",")],
+        not args.no_static,
+        not args.no_one_by_one,
+    )
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -33,13 +33,17 @@ def start_folder(overrides: list[str]) -> Path:
     HydraConfig.instance().set_config(cfg)  # ${hydra:...} interpolations in paths resolve as in a run
     folder = Path(model_source(cfg.model))
     if not (folder / "config.json").is_file():
-        raise SystemExit(f"{folder}: not a Hugging Face model folder (no config.json); check model.name_or_path")
+        raise SystemExit(
+            f"{folder}: not a Hugging Face model folder (no config.json); check model.name_or_path"
+        )
     return folder.resolve()
 
 
 def main() -> None:
     if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m experiments.smol_ifeval.model OUT.json [hydra overrides of train.py]")
+        raise SystemExit(
+            "usage: python -m experiments.smol_ifeval.model OUT.json [hydra overrides of train.py]"
+        )
     out, overrides = Path(sys.argv[1]), sys.argv[2:]
     folder = start_folder(overrides)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Stage 7: the study's tables: IFEval accuracy per model, paired bootstrap intervals, per-kind results, timings.
+"""Stage 7: the study's tables: IFEval accuracy per model, paired bootstrap intervals, per-kind
+results, timings.
 
 Reads ``<out>/eval/<model>/examples.jsonl`` (eval.py's per-prompt record: strict and loose
 ``follow_instruction_list``) for every model, and writes ``results.json`` + ``results.md``
@@ -11,7 +12,8 @@ re-computed on each draw as followed / total instructions of the drawn prompts (
 bootstrap: instructions of one prompt move together). numpy does the resampling
 (a multinomial count per prompt and draw), percentiles give the 95% interval.
 
-    python -m experiments.smol_ifeval.report OUT_DIR --results-dir DIR --models start,dpo_s1,... [--readme README.md]
+    python -m experiments.smol_ifeval.report OUT_DIR --results-dir DIR --models start,dpo_s1,... \
+        [--readme README.md]
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def paired_bootstrap(model: pd.DataFrame, start: pd.DataFrame, draws: int, seed:
     """Difference model - start per metric: point estimate and 95% percentile interval."""
     if list(model.index) != list(start.index):
         raise SystemExit("paired bootstrap needs the same prompts in the same order for both models")
-    counts = np.random.default_rng(seed).multinomial(len(model), np.full(len(model), 1 / len(model)), size=draws)
+    counts = np.random.default_rng(seed).multinomial(
+        len(model), np.full(len(model), 1 / len(model)), size=draws
+    )
     out = {}
     for metric in METRICS:
         num_m, den = _per_prompt(model, metric)
@@ -141,34 +145,51 @@ def markdown(results: dict) -> str:
     n = results["prompts"]
     lines = [
         f"IFEval, {n} prompts ({results['prompt_set']}); accuracy in %. "
-        f"Differences from the start model with paired-bootstrap 95% intervals ({results['bootstrap']} draws).",
+        "Differences from the start model with paired-bootstrap 95% intervals "
+        f"({results['bootstrap']} draws).",
         "",
         "| model | prompt strict | prompt loose | instr. strict | instr. loose |",
         "|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         lines.append(f"| {label(name)} | " + " | ".join(_pct(row[m]) for m in METRICS) + " |")
-    lines += ["", "| model - start | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model - start | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
+        "|---|---|---|---|---|",
+    ]
     for name, d in diffs.items():
-        cells = [f"{_signed(d[m]['diff'])} [{_signed(d[m]['low'])}, {_signed(d[m]['high'])}]" for m in METRICS]
+        cells = [
+            f"{_signed(d[m]['diff'])} [{_signed(d[m]['low'])}, {_signed(d[m]['high'])}]" for m in METRICS
+        ]
         lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     lines += ["", "Instruction-level strict accuracy (%) per IFEval instruction id (n = instructions):", ""]
     kinds = results["per_kind"]
     names = list(rows)
-    lines += ["| instruction id | n | " + " | ".join(label(x) for x in names) + " |",
-              "|---|---|" + "---|" * len(names)]
+    lines += [
+        "| instruction id | n | " + " | ".join(label(x) for x in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for kind, row in kinds.items():
-        lines.append(f"| {kind} | {row['n']} | " + " | ".join(
-            _pct(row[x]) if row.get(x) is not None else "" for x in names) + " |")
+        lines.append(
+            f"| {kind} | {row['n']} | "
+            + " | ".join(_pct(row[x]) if row.get(x) is not None else "" for x in names)
+            + " |"
+        )
     data = results["data"]
     built = ", ".join(f"{k} {v['kept']}" for k, v in data["built"].items())
     overlap = data["overlap"]
-    lines += ["", f"Training data: {data['tasks'].get('instructions')} instructions, "
-              f"{data['samples'].get('model_samples_per_instruction')} samples each; records kept: {built}. "
-              f"IFEval overlap check: {overlap.get('equal_to_an_ifeval_prompt_in_written_file')} of "
-              f"{overlap.get('instructions')} instructions equal one of {overlap.get('ifeval_prompts')} IFEval prompts.",
-              "", "| stage | wall s | CPU s |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Training data: {data['tasks'].get('instructions')} instructions, "
+        f"{data['samples'].get('model_samples_per_instruction')} samples each; records kept: {built}. "
+        f"IFEval overlap check: {overlap.get('equal_to_an_ifeval_prompt_in_written_file')} of "
+        f"{overlap.get('instructions')} instructions equal one of "
+        f"{overlap.get('ifeval_prompts')} IFEval prompts.",
+        "",
+        "| stage | wall s | CPU s |",
+        "|---|---|---|",
+    ]
     lines += [f"| {t['stage']} | {t['wall_s']} | {t['cpu_s']} |" for t in results["timings"]]
     return "\n".join(lines) + "\n"
 
@@ -197,8 +218,10 @@ def build_results(out: Path, models: list[str], draws: int, seed: int) -> dict:
         "bootstrap": draws,
         "rows": {name: point_metrics(frame) for name, frame in frames.items()},
         "differences": {name: paired_bootstrap(frames[name], start, draws, seed) for name in models[1:]},
-        "per_kind": {k: {c: (None if pd.isna(v) else (int(v) if c == "n" else float(v))) for c, v in row.items()}
-                     for k, row in kinds.iterrows()},
+        "per_kind": {
+            k: {c: (None if pd.isna(v) else (int(v) if c == "n" else float(v))) for c, v in row.items()}
+            for k, row in kinds.iterrows()
+        },
         "data": data_summary(out),
         "timings": timings(out),
     }

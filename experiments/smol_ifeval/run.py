@@ -1,4 +1,5 @@
-"""The smol_ifeval study driver: `python -m experiments.smol_ifeval.run [study.smoke=true] [study.force=true]`.
+"""The smol_ifeval study driver:
+`python -m experiments.smol_ifeval.run [study.smoke=true] [study.force=true]`.
 
 SmolLM2-135M-Instruct (the start policy and the frozen reference) -> K sampled answers per
 synthetic IFEval-kind instruction -> rule-judged DPO / RPO / IOPO-by-reversal data -> LoRA runs
@@ -59,7 +60,9 @@ class Study:
     def quads_per_step(self) -> int:
         """A quad is 4 sequences, a pair 2: half as many quads keeps the sequences per step equal."""
         if self.size.pairs_per_step % 2:
-            raise SystemExit(f"pairs_per_step={self.size.pairs_per_step}: must be even (IOPO takes half as many quads)")
+            raise SystemExit(
+                f"pairs_per_step={self.size.pairs_per_step}: must be even (IOPO takes half as many quads)"
+            )
         return self.size.pairs_per_step // 2
 
     @property
@@ -74,10 +77,21 @@ class Study:
     def tasks(self) -> None:
         p, s = self.paths, self.size
         cmd = [
-            PY, "-m", "experiments.smol_ifeval.tasks", "instructions", str(p.data),
-            "--num", str(s.instructions), "--seed", str(self.cfg.study.data_seed),
-            "--ifeval", str(self.cfg.study.ifeval),
-            "--min-constraints", str(s.constraints[0]), "--max-constraints", str(s.constraints[1]),
+            PY,
+            "-m",
+            "experiments.smol_ifeval.tasks",
+            "instructions",
+            str(p.data),
+            "--num",
+            str(s.instructions),
+            "--seed",
+            str(self.cfg.study.data_seed),
+            "--ifeval",
+            str(self.cfg.study.ifeval),
+            "--min-constraints",
+            str(s.constraints[0]),
+            "--max-constraints",
+            str(s.constraints[1]),
         ]
         if s.ifeval_keys:
             cmd += ["--keys", str(ROOT / s.ifeval_keys)]
@@ -87,30 +101,55 @@ class Study:
     def sample(self) -> None:
         p, s = self.paths, self.size
         cmd = [
-            PY, "-m", "experiments.mini_if.sample", str(p.instructions), str(self.start), str(p.samples),
-            "-n", str(s.num_samples), "--max-new-tokens", str(s.sample_max_new_tokens),
-            "--temperature", str(s.sample_temperature), "--batch-size", str(s.sample_batch_size),
-            "--seed", str(self.cfg.study.data_seed), "--writer-samples", str(s.writer_samples),
-            "--backend", str(self.cfg.study.sampler_backend),
+            PY,
+            "-m",
+            "experiments.mini_if.sample",
+            str(p.instructions),
+            str(self.start),
+            str(p.samples),
+            "-n",
+            str(s.num_samples),
+            "--max-new-tokens",
+            str(s.sample_max_new_tokens),
+            "--temperature",
+            str(s.sample_temperature),
+            "--batch-size",
+            str(s.sample_batch_size),
+            "--seed",
+            str(self.cfg.study.data_seed),
+            "--writer-samples",
+            str(s.writer_samples),
+            "--backend",
+            str(self.cfg.study.sampler_backend),
         ]
         self.stage("2_sample", [cmd], [p.samples], [p.instructions, self.start / "config.json"])
 
     def build(self) -> None:
         p, s = self.paths, self.size
         common = [
-            "builder.source=instructions", f"builder.instructions={p.instructions}",
-            "sampler=file", f"sampler.responses={p.samples}",
+            "builder.source=instructions",
+            f"builder.instructions={p.instructions}",
+            "sampler=file",
+            f"sampler.responses={p.samples}",
             f"builder.num_samples={s.num_samples + s.writer_samples}",
-            f"seed={self.cfg.study.data_seed}", f"paths.data_dir={p.data}",
-            "builder.progress=false", "builder.overwrite=true", *self.cfg.study.build_overrides,
+            f"seed={self.cfg.study.data_seed}",
+            f"paths.data_dir={p.data}",
+            "builder.progress=false",
+            "builder.overwrite=true",
+            *self.cfg.study.build_overrides,
         ]
         # One build.py process for all three (start-up dominates at small sizes); each builder reads
         # only its own keys. IOPO by reversal: y1, y2 both answer x1, so the same samples serve.
         cmd = [
-            PY, "build.py", "-m", "builder=dpo,rpo,iopo",
-            f"++builder.min_margin={s.rpo_min_margin}", "++builder.x2=reverse",
+            PY,
+            "build.py",
+            "-m",
+            "builder=dpo,rpo,iopo",
+            f"++builder.min_margin={s.rpo_min_margin}",
+            "++builder.x2=reverse",
             f"++builder.approximate_reverses={str(bool(self.cfg.study.iopo_approximate_reverses)).lower()}",
-            *common, f"hydra.sweep.dir={p.logs / 'build'}",
+            *common,
+            f"hydra.sweep.dir={p.logs / 'build'}",
         ]
         self.stage("3_build", [cmd], [p.built / f"{k}.jsonl.stats.json" for k in BUILT], [p.samples])
         # Fewer records than one step's batch would give no training batch at all (train.py would stop
@@ -128,25 +167,37 @@ class Study:
     def train(self) -> None:
         p, s = self.paths, self.size
         cmd = [
-            PY, "train.py", "-m",
+            PY,
+            "train.py",
+            "-m",
             "+experiment=" + ",".join(f"smol_{m}" for m in self.methods),
             f"seed={','.join(map(str, self.seeds))}",
             f"++smol.built_dir={p.built}",
             # The start model: stage 0's overrides; the group itself (model=smollm2_135m) is the experiment's.
             *(o for o in self.cfg.study.model if not o.startswith("model=")),
-            f"trainer.max_steps={s.pref_steps}", f"data.max_length={s.max_length}",
-            f"++smol.pairs_per_step={s.pairs_per_step}", f"++smol.quads_per_step={self.quads_per_step}",
-            f"hydra.sweep.dir={p.pref}", "callbacks.progress_bar.refresh_rate=0",
+            f"trainer.max_steps={s.pref_steps}",
+            f"data.max_length={s.max_length}",
+            f"++smol.pairs_per_step={s.pairs_per_step}",
+            f"++smol.quads_per_step={self.quads_per_step}",
+            f"hydra.sweep.dir={p.pref}",
+            "callbacks.progress_bar.refresh_rate=0",
             *self.cfg.study.train_overrides,
         ]
         inputs = [self.paths.start_json, *(p.built / f"{k}.jsonl.stats.json" for k in BUILT)]
         jobs = sweep_jobs(p.pref, "smol_")
         outputs = [p.pref / "multirun.yaml", *(j / "checkpoints/last.ckpt" for j in jobs.values())]
         same = self.runner.unchanged("4_train", [cmd])
-        if len(jobs) == len(self.methods) * len(self.seeds) and not self.runner.force and same and fresh(outputs, inputs):
+        if (
+            len(jobs) == len(self.methods) * len(self.seeds)
+            and not self.runner.force
+            and same
+            and fresh(outputs, inputs)
+        ):
             self.runner.say("4_train: outputs exist, skipped")
             return
-        if self.runner.force or (p.pref.exists() and not (same and fresh([p.pref / "multirun.yaml"], inputs))):
+        if self.runner.force or (
+            p.pref.exists() and not (same and fresh([p.pref / "multirun.yaml"], inputs))
+        ):
             shutil.rmtree(p.pref, ignore_errors=True)  # runs of older data: never resume from them
         # Job folders are numbered in sweep order, so a rerun of the same sweep (after a kill)
         # resumes each unfinished job from its last resume checkpoint (train.py resume=auto).
@@ -164,7 +215,9 @@ class Study:
                 pairs.append(f"{ckpt}:{out}")
         if pairs:
             cmd = [PY, "-m", "experiments.smol_ifeval.export", str(self.start), *pairs]
-            self.stage("5_export", [cmd], [Path(x.rpartition(":")[2]) / "config.json" for x in pairs], force=True)
+            self.stage(
+                "5_export", [cmd], [Path(x.rpartition(":")[2]) / "config.json" for x in pairs], force=True
+            )
         else:
             self.runner.say("5_export: outputs exist, skipped")
         return folders
@@ -172,17 +225,24 @@ class Study:
     def evaluate(self, folders: dict[str, Path]) -> None:
         p, s = self.paths, self.size
         settings = [  # the model group and its knobs; the folder to score is swept below
-            *(o for o in self.cfg.study.model if not o.startswith("model.name_or_path=")), "+eval=ifeval", f"eval.data={p.ifeval_eval}",
+            *(o for o in self.cfg.study.model if not o.startswith("model.name_or_path=")),
+            "+eval=ifeval",
+            f"eval.data={p.ifeval_eval}",
             f"eval.generation.max_new_tokens={s.eval_max_new_tokens}",
             f"eval.generation.batch_size={s.eval_batch_size}",
-            "eval.generation.show_progress=false", "eval.chart=false", *self.cfg.study.eval_overrides,
+            "eval.generation.show_progress=false",
+            "eval.chart=false",
+            *self.cfg.study.eval_overrides,
         ]
         stamp = "\n".join(settings) + "\n"  # a model is re-scored when these change (e.g. the token cap)
 
         def done(name: str) -> bool:
             folder = p.eval / name
-            return (folder / "eval_settings.txt").is_file() and (folder / "eval_settings.txt").read_text() == stamp \
+            return (
+                (folder / "eval_settings.txt").is_file()
+                and (folder / "eval_settings.txt").read_text() == stamp
                 and fresh([folder / "examples.jsonl"], [folders[name] / "config.json", p.ifeval_eval])
+            )
 
         todo = [n for n in folders if self.runner.force or not done(n)]
         if not todo:
@@ -191,8 +251,12 @@ class Study:
         sweep = p.logs / "eval_sweep"
         shutil.rmtree(sweep, ignore_errors=True)
         cmd = [
-            PY, "eval.py", "-m", "model.name_or_path=" + ",".join(str(folders[n]) for n in todo),
-            *settings, f"hydra.sweep.dir={sweep}",
+            PY,
+            "eval.py",
+            "-m",
+            "model.name_or_path=" + ",".join(str(folders[n]) for n in todo),
+            *settings,
+            f"hydra.sweep.dir={sweep}",
         ]
         self.stage("6_eval", [cmd], [sweep / "multirun.yaml"], force=True)
         by_folder = {str(f): n for n, f in folders.items()}
@@ -211,9 +275,18 @@ class Study:
         update = self.cfg.study.update_readme
         update = (not self.smoke) if update is None else bool(update)
         cmd = [
-            PY, "-m", "experiments.smol_ifeval.report", str(p.out), "--results-dir", str(results),
-            "--models", ",".join(names), "--bootstrap", str(self.cfg.study.bootstrap),
-            "--seed", str(self.cfg.study.data_seed),
+            PY,
+            "-m",
+            "experiments.smol_ifeval.report",
+            str(p.out),
+            "--results-dir",
+            str(results),
+            "--models",
+            ",".join(names),
+            "--bootstrap",
+            str(self.cfg.study.bootstrap),
+            "--seed",
+            str(self.cfg.study.data_seed),
         ]
         if update:
             cmd += ["--readme", str(STUDY_DIR / "README.md")]

@@ -1,4 +1,5 @@
-"""Stage 1: training instructions with IFEval's constraint kinds, checked against IFEval; the eval prompt file.
+"""Stage 1: training instructions with IFEval's constraint kinds, checked against IFEval; the eval
+prompt file.
 
 ``instructions``: writes ``instructions.jsonl`` (IFEval's record format, what
 ``build.py builder.source=instructions`` and ``experiments.mini_if.sample`` read) from the
@@ -65,14 +66,19 @@ def prompt_texts(record: dict) -> list[str]:
     """The texts of a training instruction compared with IFEval: the task, and the full rendered prompt."""
     from ifpo.constraints import parse_ifeval_record
 
-    item = SourceItem(record["key"], [{"role": "user", "content": record["prompt"]}],
-                      parse_ifeval_record(record).constraints, SYSTEM_PROMPT)
+    item = SourceItem(
+        record["key"],
+        [{"role": "user", "content": record["prompt"]}],
+        parse_ifeval_record(record).constraints,
+        SYSTEM_PROMPT,
+    )
     rendered = "\n".join(m["content"] for m in render_prompt(item, item.constraints, "system"))
     return [record["prompt"], rendered]
 
 
-def write_instructions(out_dir: Path, num: int, seed: int, ifeval: Path,
-                       min_constraints: int = 1, max_constraints: int = 3) -> dict:
+def write_instructions(
+    out_dir: Path, num: int, seed: int, ifeval: Path, min_constraints: int = 1, max_constraints: int = 3
+) -> dict:
     """Write ``instructions.jsonl`` + ``overlap.json``; no written instruction equals an IFEval prompt."""
     ifeval_rows = read_ifeval(ifeval)
     benchmark = {fold(r["prompt"]): r["key"] for r in ifeval_rows}
@@ -183,8 +189,9 @@ def main() -> None:
     if args.command == "pick-keys":
         print("\n".join(map(str, pick_keys(args.ifeval, args.count, args.seed))))
         return
-    stats = write_instructions(args.out_dir, args.num, args.seed, args.ifeval,
-                               args.min_constraints, args.max_constraints)
+    stats = write_instructions(
+        args.out_dir, args.num, args.seed, args.ifeval, args.min_constraints, args.max_constraints
+    )
     stats["ifeval_eval_prompts"] = write_eval_file(args.out_dir / "ifeval_eval.jsonl", args.ifeval, args.keys)
     print(json.dumps(stats, indent=2))
 

@@ -20,18 +20,35 @@ def _responder(index: int, body: dict) -> Reply:
 
 def test_free_text_goes_to_judge_once_per_response_and_is_reversed(tmp_path: Path) -> None:
     instructions = tmp_path / "instr.jsonl"
-    instructions.write_text(json.dumps({
-        "key": "q1",
-        "messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
-                     {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Tell me a fact."}],
-        "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}],
-        "free_text_constraints": ["Mention 'banana'."],
-    }) + "\n")
+    instructions.write_text(
+        json.dumps(
+            {
+                "key": "q1",
+                "messages": [
+                    {"role": "system", "content": "Be kind."},
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {"role": "user", "content": "Tell me a fact."},
+                ],
+                "instruction_id_list": ["punctuation:no_comma"],
+                "kwargs": [{}],
+                "free_text_constraints": ["Mention 'banana'."],
+            }
+        )
+        + "\n"
+    )
     responses = tmp_path / "responses.jsonl"
     answers = ["I like banana bread", "I like bread, sometimes", "Bread is good"]
     responses.write_text(json.dumps({"id": "q1", "responses": answers}) + "\n")
-    cfg = {"name": "rpo", "source": "instructions", "instructions": str(instructions), "num_samples": 3,
-           "min_margin": 0, "output": str(tmp_path / "rpo.jsonl"), "progress": False}
+    cfg = {
+        "name": "rpo",
+        "source": "instructions",
+        "instructions": str(instructions),
+        "num_samples": 3,
+        "min_margin": 0,
+        "output": str(tmp_path / "rpo.jsonl"),
+        "progress": False,
+    }
     with FakeChatServer(_responder) as server:
         config = JudgeConfig(base_url=server.base_url, model="fake", cache_dir=None, max_retries=0)
         with JudgeClient(config, show_progress=False) as client:
@@ -49,15 +66,28 @@ def test_free_text_goes_to_judge_once_per_response_and_is_reversed(tmp_path: Pat
     # Vectors (no_comma, banana): #0 (T,T), #1 (F,F), #2 (T,F). no_comma has no reverse, so a pair
     # whose chosen side fails it is skipped (#1 as chosen, twice); the rest survive.
     got = sorted((r["chosen"][0]["content"], r["rejected"][0]["content"], r["margin"]) for r in rows)
-    assert got == sorted([(answers[0], answers[1], 2), (answers[0], answers[2], 1),
-                          (answers[2], answers[0], 1), (answers[2], answers[1], 1)])
+    assert got == sorted(
+        [
+            (answers[0], answers[1], 2),
+            (answers[0], answers[2], 1),
+            (answers[2], answers[0], 1),
+            (answers[2], answers[1], 1),
+        ]
+    )
     assert stats.skipped["no_reverse"] == 2
-    reversed_row = next(r for r in rows if r["chosen"][0]["content"] == answers[2] and r["rejected"][0]["content"] == answers[0])
+    reversed_row = next(
+        r
+        for r in rows
+        if r["chosen"][0]["content"] == answers[2] and r["rejected"][0]["content"] == answers[0]
+    )
     assert reversed_row["prompt"][0]["role"] == "system"
     assert reversed_row["prompt"][0]["content"].startswith("Be kind.")
     assert "Do not mention 'banana' at all." in reversed_row["prompt"][0]["content"]
-    assert reversed_row["prompt"][1:] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                                          {"role": "user", "content": "Tell me a fact."}]  # history kept
+    assert reversed_row["prompt"][1:] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tell me a fact."},
+    ]  # history kept
 
 
 def test_tiny_model_end_to_end(tmp_path: Path) -> None:
@@ -67,12 +97,27 @@ def test_tiny_model_end_to_end(tmp_path: Path) -> None:
     instructions = tmp_path / "instr.jsonl"
     with instructions.open("w") as handle:
         for i, word in enumerate(("ocean", "tea", "kites")):
-            handle.write(json.dumps({"key": f"t{i}", "prompt": f"Write about {word}.",
-                                     "instruction_id_list": ["punctuation:no_comma", "keywords:existence"],
-                                     "kwargs": [{}, {"keywords": [word]}]}) + "\n")
-    overrides = ["builder=dpo", f"builder.instructions={instructions}", "builder.num_samples=2",
-                 f"builder.output={tmp_path}/dpo.jsonl", "builder.progress=false", "sampler=hf",
-                 "sampler.max_new_tokens=16", "sampler.batch_size=4"]
+            handle.write(
+                json.dumps(
+                    {
+                        "key": f"t{i}",
+                        "prompt": f"Write about {word}.",
+                        "instruction_id_list": ["punctuation:no_comma", "keywords:existence"],
+                        "kwargs": [{}, {"keywords": [word]}],
+                    }
+                )
+                + "\n"
+            )
+    overrides = [
+        "builder=dpo",
+        f"builder.instructions={instructions}",
+        "builder.num_samples=2",
+        f"builder.output={tmp_path}/dpo.jsonl",
+        "builder.progress=false",
+        "sampler=hf",
+        "sampler.max_new_tokens=16",
+        "sampler.batch_size=4",
+    ]
     cfg = compose_config("build", overrides, output_dir=tmp_path)
     stats = build(cfg)
     assert stats.instructions == 3

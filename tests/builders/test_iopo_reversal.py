@@ -1,4 +1,5 @@
-"""IOPO quads by reversal: x2 = x1 with the constraints y2 fails reversed (hand-made vectors, then end to end)."""
+"""IOPO quads by reversal: x2 = x1 with the constraints y2 fails reversed (hand-made vectors, then end to
+end)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from ifpo.constraints import Constraint
 from ifpo.data.records import validate_record
 from ifpo.sampling import SyntheticWriterSampler
 
-WORDS = Constraint("length_constraints:number_words", {"relation": "less than", "num_words": 10})  # exact reverse
+WORDS = Constraint(
+    "length_constraints:number_words", {"relation": "less than", "num_words": 10}
+)  # exact reverse
 R_WORDS = Constraint("length_constraints:number_words", {"relation": "at least", "num_words": 10})
-APPLES = Constraint("keywords:frequency", {"keyword": "apple", "frequency": 2, "relation": "at least"})  # exact
+APPLES = Constraint(
+    "keywords:frequency", {"keyword": "apple", "frequency": 2, "relation": "at least"}
+)  # exact
 NO_COMMA = Constraint("punctuation:no_comma", {})  # no reverse
 X1 = [WORDS, APPLES, NO_COMMA]
 
@@ -27,12 +32,17 @@ def _reverse(c: Constraint) -> Constraint | None:
 
 
 def _vectors(responses: list[str]) -> list[tuple[bool, ...]]:
-    return ResponseJudge().vectors([JudgeJob([{"role": "user", "content": "hi"}], tuple(X1), r) for r in responses])
+    return ResponseJudge().vectors(
+        [JudgeJob([{"role": "user", "content": "hi"}], tuple(X1), r) for r in responses]
+    )
 
 
 def test_vectors_of_the_hand_made_answers() -> None:
     assert _vectors([MEETS_ALL, FAILS_WORDS, FAILS_WORDS_AND_COMMA]) == [
-        (True, True, True), (False, True, True), (False, True, False)]
+        (True, True, True),
+        (False, True, True),
+        (False, True, False),
+    ]
 
 
 def test_y2_with_fewest_failures_gives_the_quad() -> None:
@@ -86,10 +96,17 @@ def _meets(constraints: list[dict], text: str) -> list[bool]:
 
 def test_build_with_x2_reverse_writes_only_verified_quads(tmp_path: Path) -> None:
     out = tmp_path / "iopo_reverse.jsonl"
-    cfg = {"name": "iopo", "x2": "reverse", "source": "synthetic",
-           "synthetic": {"num_tasks": 16, "split": "train", "seed": 1},
-           "system_prompt": "You are a helpful assistant.", "num_samples": 6, "chunk_size": 4,
-           "output": str(out), "progress": False}
+    cfg = {
+        "name": "iopo",
+        "x2": "reverse",
+        "source": "synthetic",
+        "synthetic": {"num_tasks": 16, "split": "train", "seed": 1},
+        "system_prompt": "You are a helpful assistant.",
+        "num_samples": 6,
+        "chunk_size": 4,
+        "output": str(out),
+        "progress": False,
+    }
     stats = run_build(cfg, SyntheticWriterSampler(0.7), seed=0)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == stats.kept > 0
@@ -103,6 +120,8 @@ def test_build_with_x2_reverse_writes_only_verified_quads(tmp_path: Path) -> Non
         assert meta["x2"] == "reverse" and reversed_at and row["x1"] != row["x2"]
         assert all(_meets(x1, y1)) and all(_meets(x2, y2))
         y1_on_x2, y2_on_x1 = _meets(x2, y1), _meets(x1, y2)
-        assert [k for k, ok in enumerate(y1_on_x2) if not ok] == reversed_at  # y1 fails exactly the reversed ones
+        assert [
+            k for k, ok in enumerate(y1_on_x2) if not ok
+        ] == reversed_at  # y1 fails exactly the reversed ones
         assert not all(y2_on_x1)
         assert all(x2[k] == x1[k] for k in range(len(x1)) if k not in reversed_at)

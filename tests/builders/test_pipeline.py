@@ -16,9 +16,17 @@ from ifpo.sampling import SyntheticWriterSampler
 
 
 def _cfg(kind: str, out: Path, **extra) -> dict:
-    cfg = {"name": kind, "source": "synthetic", "synthetic": {"num_tasks": 12, "split": "train", "seed": 1},
-           "system_prompt": "You are a helpful assistant.", "num_samples": 4, "chunk_size": 3, "min_margin": 0,
-           "output": str(out), "progress": False}
+    cfg = {
+        "name": kind,
+        "source": "synthetic",
+        "synthetic": {"num_tasks": 12, "split": "train", "seed": 1},
+        "system_prompt": "You are a helpful assistant.",
+        "num_samples": 4,
+        "chunk_size": 3,
+        "min_margin": 0,
+        "output": str(out),
+        "progress": False,
+    }
     cfg.update(extra)
     return cfg
 
@@ -44,7 +52,7 @@ def test_build_x2_makes_y1_violate_x2_without_conflicts() -> None:
         ops_seen.update(ops)
         assert set(x2) != set(x1)
         assert not all(c.check(y1) for c in x2)
-        assert not any(conflicts(a.kind, b.kind) for i, a in enumerate(x2) for b in x2[i + 1:])
+        assert not any(conflicts(a.kind, b.kind) for i, a in enumerate(x2) for b in x2[i + 1 :])
     assert ops_seen == {"add", "delete", "revise"}
     with pytest.raises(ValueError, match="add or revise"):
         build_x2(x1, y1, rng, {"delete": 1}, pool)
@@ -74,7 +82,9 @@ def test_rpo_records_are_trainer_pairs_with_provenance(tmp_path: Path) -> None:
         validate_record(row, "pair", str(out), 1)
         meta = row["meta"]
         assert row["margin"] == meta["margin"] > 1
-        assert row["margin"] == sum(a != b for a, b in zip(meta["chosen_judgement"], meta["rejected_judgement"]))
+        assert row["margin"] == sum(
+            a != b for a, b in zip(meta["chosen_judgement"], meta["rejected_judgement"])
+        )
         assert all(_check(c, row["chosen"][0]["content"]) for c in meta["constraints"])
     summary = json.loads(Path(str(out) + ".stats.json").read_text())
     assert summary["kept"] == len(rows)
@@ -114,8 +124,9 @@ def test_resume_after_kill_gives_identical_output(tmp_path: Path, kind: str) -> 
     counting = _DyingSampler(SyntheticWriterSampler(0.7), die_at=-1)
     run_build(_cfg(kind, resumed), counting, seed=0)
     assert resumed.read_bytes() == clean.read_bytes()
-    assert Path(str(resumed) + ".stats.json").read_text() == Path(str(clean) + ".stats.json").read_text().replace(
-        "clean.jsonl", "resumed.jsonl")
+    assert Path(str(resumed) + ".stats.json").read_text() == Path(
+        str(clean) + ".stats.json"
+    ).read_text().replace("clean.jsonl", "resumed.jsonl")
     calls_per_chunk = 2 if kind == "iopo" else 1
     assert counting.calls <= (4 - done_before // 3) * calls_per_chunk  # finished chunks were not resampled
 

@@ -40,7 +40,9 @@ def test_rpo_min_margin_is_strict() -> None:
     vectors = [(True, True), (True, False), (False, False)]
     pairs = rpo_pairs([A, B], vectors, _reverse, min_margin=1, stats=stats)
     assert _as_tuples(pairs) == [(0, 2, 2, [A, B]), (2, 0, 2, [R_A, R_B])]
-    assert stats.skipped == {"margin_at_most_min_margin": 4}  # two unordered pairs with g == 1, both directions
+    assert stats.skipped == {
+        "margin_at_most_min_margin": 4
+    }  # two unordered pairs with g == 1, both directions
     assert rpo_pairs([A, B], vectors, _reverse, min_margin=2, stats=BuildStats()) == []
 
 
@@ -54,7 +56,9 @@ def test_rpo_skips_and_counts_pairs_needing_a_missing_reverse() -> None:
 def test_rpo_checks_chosen_against_rewritten_instruction() -> None:
     lower = Constraint("change_case:english_lowercase", {})
     responses = ["this is a plain english sentence about the weather today.", "Das ist ein deutscher Satz."]
-    vectors = ResponseJudge().vectors([JudgeJob([{"role": "user", "content": "hi"}], (lower,), r) for r in responses])
+    vectors = ResponseJudge().vectors(
+        [JudgeJob([{"role": "user", "content": "hi"}], (lower,), r) for r in responses]
+    )
     assert vectors == [(True,), (False,)]
     stats = BuildStats()
     pairs = rpo_pairs([lower], vectors, _reverse, 0, stats, responses)

@@ -61,11 +61,15 @@ def test_strict_and_loose_follow_ifeval_definition():
 
 
 def test_letter_outside_checker_domain_never_passes():
-    c = Constraint("keywords:letter_frequency", {"letter": "#", "let_frequency": 1, "let_relation": "at least"})
+    c = Constraint(
+        "keywords:letter_frequency", {"letter": "#", "let_frequency": 1, "let_relation": "at least"}
+    )
     assert c.out_of_domain_reason
     assert c.check("#### hashtags #a #b") is False
     assert c.check("#### hashtags #a #b", loose=True) is False
-    ok = Constraint("keywords:letter_frequency", {"letter": "b", "let_frequency": 1, "let_relation": "at least"})
+    ok = Constraint(
+        "keywords:letter_frequency", {"letter": "b", "let_frequency": 1, "let_relation": "at least"}
+    )
     assert ok.out_of_domain_reason is None and ok.check("abc")
 
 
@@ -86,9 +90,18 @@ def test_constraint_is_frozen_hashable_and_copies_kwargs():
     [
         ("nope:kind", {}, None, "unknown_kind"),
         ("length_constraints:number_words", {"num_words": 5}, "relation", "missing_parameter"),
-        ("length_constraints:number_words", {"num_words": 5, "relation": "at least", "x": 1}, "x",
-         "unknown_parameter"),
-        ("length_constraints:number_words", {"num_words": "5", "relation": "at least"}, "num_words", "bad_type"),
+        (
+            "length_constraints:number_words",
+            {"num_words": 5, "relation": "at least", "x": 1},
+            "x",
+            "unknown_parameter",
+        ),
+        (
+            "length_constraints:number_words",
+            {"num_words": "5", "relation": "at least"},
+            "num_words",
+            "bad_type",
+        ),
         ("length_constraints:number_words", {"num_words": 5, "relation": "about"}, "relation", "bad_value"),
         ("keywords:existence", {"keywords": []}, "keywords", "bad_type"),
         ("punctuation:no_comma", {"anything": 1}, "anything", "unknown_parameter"),

@@ -30,7 +30,9 @@ def test_offline_tokenizer_matches_the_bundled_punkt_implementation():
 def test_nltk_sentence_and_word_tokenizers_work_offline():
     assert nltk.sent_tokenize(TEXTS[0]) == ["Dr. Smith went home.", "He was tired."]
     assert nltk.word_tokenize("It's LOUD. Ok.") == ["It", "'s", "LOUD", ".", "Ok", "."]
-    sentences = Constraint("length_constraints:number_sentences", {"relation": "less than", "num_sentences": 3})
+    sentences = Constraint(
+        "length_constraints:number_sentences", {"relation": "less than", "num_sentences": 3}
+    )
     assert sentences.check(TEXTS[0]) is True and sentences.check(TEXTS[1]) is False
 
 
@@ -62,6 +64,8 @@ def test_import_and_checks_make_no_network_calls():
         print("refused:", sorted(REFUSED_DOWNLOADS))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ifpo.constraints import ConstraintError, DataFormatError, load_ifeval_jsonl, parse_ifeval_record
+from ifpo.constraints import ConstraintError, ConstraintFormatError, load_ifeval_jsonl, parse_ifeval_record
 
 GOOD = {
     "key": 7,
@@ -33,9 +33,16 @@ def test_none_valued_kwargs_are_dropped_like_the_published_dataset_format():
         ({"prompt": None}, "prompt", "bad_type"),
         ({"instruction_id_list": "punctuation:no_comma"}, "instruction_id_list", "bad_type"),
         ({"kwargs": [{}]}, "kwargs", "length_mismatch"),
-        ({"instruction_id_list": ["punctuation:no_comma", "bogus:id"]}, "instruction_id_list[1]", "unknown_kind"),
-        ({"kwargs": [{}, {"relation": "at least", "num_words": 3, "extra": 1}]}, "kwargs[1].extra",
-         "unknown_parameter"),
+        (
+            {"instruction_id_list": ["punctuation:no_comma", "bogus:id"]},
+            "instruction_id_list[1]",
+            "unknown_kind",
+        ),
+        (
+            {"kwargs": [{}, {"relation": "at least", "num_words": 3, "extra": 1}]},
+            "kwargs[1].extra",
+            "unknown_parameter",
+        ),
         ({"kwargs": [{}, {"relation": "at least"}]}, "kwargs[1].num_words", "missing_parameter"),
         ({"kwargs": [{}, "num_words=3"]}, "kwargs[1]", "bad_type"),
     ],
@@ -50,7 +57,7 @@ def test_bad_records_name_source_line_and_field(change, field, reason):
 
 def test_missing_field_is_a_data_format_error():
     record = {k: v for k, v in GOOD.items() if k != "prompt"}
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         parse_ifeval_record(record, source="f", line=1)
     assert info.value.field == "prompt" and info.value.reason == "missing_field"
 
@@ -58,8 +65,10 @@ def test_missing_field_is_a_data_format_error():
 def test_load_jsonl_raise_and_skip(tmp_path):
     path = tmp_path / "mixed.jsonl"
     bad_kind = dict(GOOD, instruction_id_list=["bogus:id", "punctuation:no_comma"])
-    path.write_text("\n".join([json.dumps(GOOD), "{not json", "", json.dumps(bad_kind), json.dumps(GOOD)]) + "\n")
-    with pytest.raises(DataFormatError) as info:
+    path.write_text(
+        "\n".join([json.dumps(GOOD), "{not json", "", json.dumps(bad_kind), json.dumps(GOOD)]) + "\n"
+    )
+    with pytest.raises(ConstraintFormatError) as info:
         load_ifeval_jsonl(path)
     assert info.value.line == 2 and info.value.reason == "invalid_json" and str(path) in str(info.value)
     instructions, skipped = load_ifeval_jsonl(path, on_error="skip")

@@ -108,7 +108,8 @@ def test_revisions_of_synthetic_kinds_can_be_violated_by_a_satisfying_response(c
     violated = []
     for seed in range(6):
         revised = constraint.revise(random.Random(seed))
-        if constraint.kind == "keywords:forbidden_words":  # the answer happens to use the newly forbidden word
+        # the answer happens to use the newly forbidden word
+        if constraint.kind == "keywords:forbidden_words":
             (new_word,) = set(revised.kwargs["forbidden_words"]) - set(constraint.kwargs["forbidden_words"])
             response = f"The stone is {new_word}."
             assert constraint.check(response) is True
@@ -117,7 +118,9 @@ def test_revisions_of_synthetic_kinds_can_be_violated_by_a_satisfying_response(c
 
 
 def test_letter_revision_changes_letter_or_count():
-    c = Constraint("keywords:letter_frequency", {"letter": "a", "let_frequency": 4, "let_relation": "at least"})
+    c = Constraint(
+        "keywords:letter_frequency", {"letter": "a", "let_frequency": 4, "let_relation": "at least"}
+    )
     revised = {c.revise(random.Random(s)) for s in range(10)}
     assert all(r.kwargs["letter"] in string.ascii_lowercase for r in revised)
     assert c not in revised

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
+from ifpo.models.checkpoint import checkpoint_model_config, load_policy
 from ifpo.training.pipeline import build, train
 from tests.hydra_helpers import compose_config
 from tests.scale.zero3_common import write_tiny2, write_tiny2_pretrained
@@ -62,7 +62,9 @@ def test_lora_checkpoint_holds_adapters_only_resumes_and_evaluates(tmp_path, sha
 def test_lora_on_a_random_init_base_keeps_the_base(tmp_path, shared_data_dir):
     _train(tmp_path, shared_data_dir, LORA)  # nothing to rebuild it from: it must stay in the file
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert any("base_layer" in k for k in state["state_dict"]) and any("lora_" in k for k in state["state_dict"])
+    assert any("base_layer" in k for k in state["state_dict"]) and any(
+        "lora_" in k for k in state["state_dict"]
+    )
 
 
 def test_full_checkpoint_holds_the_policy_and_not_the_reference(tmp_path, shared_data_dir):

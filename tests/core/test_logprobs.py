@@ -18,7 +18,9 @@ def test_chunked_matches_naive_and_gradcheck(chunk):
     got = chunked_token_logprobs(hidden, weight, targets, bias, chunk_size=chunk)
     want = torch.log_softmax(hidden @ weight.T + bias, -1).gather(-1, targets[:, None]).squeeze(-1)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda h, w, b: chunked_token_logprobs(h, w, targets, b, chunk), (hidden, weight, bias))
+    assert torch.autograd.gradcheck(
+        lambda h, w, b: chunked_token_logprobs(h, w, targets, b, chunk), (hidden, weight, bias)
+    )
 
 
 def test_float32_gradients_match_autograd_of_naive():
@@ -37,8 +39,14 @@ def test_float32_gradients_match_autograd_of_naive():
 
 def test_sequence_logprobs_match_model_logits():
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     model = LlamaForCausalLM(config).eval()
     input_ids = torch.randint(0, 64, (3, 12))
     attention_mask = torch.ones_like(input_ids)

@@ -15,7 +15,10 @@ def _pair_logps(generator, n=5, dtype=torch.float64, requires_grad=False):
 
     policy = {"chosen": rand(), "rejected": rand()}
     reference = {"chosen": rand(), "rejected": rand()}
-    tokens = {"chosen": torch.randint(1, 30, (n,), generator=generator), "rejected": torch.randint(1, 30, (n,), generator=generator)}
+    tokens = {
+        "chosen": torch.randint(1, 30, (n,), generator=generator),
+        "rejected": torch.randint(1, 30, (n,), generator=generator),
+    }
     return SequenceLogps(policy=policy, tokens=tokens, reference=reference)
 
 
@@ -87,7 +90,9 @@ def test_rpo_matches_hand_computation(gen, margin_in_beta):
     logps = _pair_logps(gen)
     margin = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0], dtype=torch.float64)
     beta, gamma = 0.1, 0.05
-    out = get_loss_head("rpo", beta=beta, gamma=gamma, margin_in_beta=margin_in_beta)(logps, {"margin": margin})
+    out = get_loss_head("rpo", beta=beta, gamma=gamma, margin_in_beta=margin_in_beta)(
+        logps, {"margin": margin}
+    )
     expected = 0.0
     for i in range(5):
         delta = float(logps.reward("chosen")[i] - logps.reward("rejected")[i])
@@ -108,7 +113,9 @@ def test_rpo_with_zero_gamma_equals_dpo(gen):
 def test_larger_margin_gives_larger_rpo_loss(gen):
     logps = _pair_logps(gen)
     head = get_loss_head("rpo", beta=0.1, gamma=0.05)
-    losses = [head(logps, {"margin": torch.full((5,), float(g), dtype=torch.float64)}).loss.item() for g in range(6)]
+    losses = [
+        head(logps, {"margin": torch.full((5,), float(g), dtype=torch.float64)}).loss.item() for g in range(6)
+    ]
     assert all(a < b for a, b in itertools.pairwise(losses))
 
 
@@ -119,7 +126,9 @@ def test_iopo_matches_both_forms_of_the_formula(gen):
     expected_long, expected_short = 0.0, 0.0
     for i in range(5):
         r = {k: float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
-        long_form = beta / 2 * ((2 * r["x1y1"] - r["x1y2"] - r["x2y1"]) + (2 * r["x2y2"] - r["x2y1"] - r["x1y2"]))
+        long_form = (
+            beta / 2 * ((2 * r["x1y1"] - r["x1y2"] - r["x2y1"]) + (2 * r["x2y2"] - r["x2y1"] - r["x1y2"]))
+        )
         short_form = beta * (r["x1y1"] + r["x2y2"] - r["x1y2"] - r["x2y1"])
         expected_long += -_log_sigmoid(long_form) / 5
         expected_short += -_log_sigmoid(short_form) / 5
@@ -165,7 +174,9 @@ def test_gradients_in_float64(gen, name):
 
     def fn(*policy_values):
         logps = SequenceLogps(
-            policy=dict(zip(roles, policy_values)), tokens=tokens, reference=None if name == "sft" else reference
+            policy=dict(zip(roles, policy_values)),
+            tokens=tokens,
+            reference=None if name == "sft" else reference,
         )
         return head(logps, {"margin": margin}).loss
 
@@ -205,7 +216,8 @@ def test_pair_metrics_have_trls_meaning(gen, name, kwargs):
     # For the sigmoid loss the margin is exactly the logit inside log sigma (TRL's identity).
     if name == "dpo" and not kwargs:
         assert out.loss.item() == pytest.approx(
-            sum(-_log_sigmoid(c - r) for c, r in zip(chosen, rejected)) / 5, rel=1e-12)
+            sum(-_log_sigmoid(c - r) for c, r in zip(chosen, rejected)) / 5, rel=1e-12
+        )
 
 
 def test_iopo_metrics_are_beta_scaled_per_side(gen):
@@ -216,8 +228,13 @@ def test_iopo_metrics_are_beta_scaled_per_side(gen):
         r = {k: beta * float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
         chosen, rejected = (r["x1y1"] + r["x2y2"]) / 2, (r["x1y2"] + r["x2y1"]) / 2
         expected = {
-            "rewards/r11": r["x1y1"], "rewards/r22": r["x2y2"], "rewards/r12": r["x1y2"], "rewards/r21": r["x2y1"],
-            "rewards/chosen": chosen, "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
+            "rewards/r11": r["x1y1"],
+            "rewards/r22": r["x2y2"],
+            "rewards/r12": r["x1y2"],
+            "rewards/r21": r["x2y1"],
+            "rewards/chosen": chosen,
+            "rewards/rejected": rejected,
+            "rewards/margins": chosen - rejected,
             "rewards/accuracies": float(chosen > rejected),
             "rewards/output_margins": (2 * r["x1y1"] - r["x1y2"] - r["x2y1"]) / 2,
             "rewards/input_margins": (2 * r["x2y2"] - r["x2y1"] - r["x1y2"]) / 2,

@@ -7,10 +7,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from ifpo.data.collate import IGNORE_INDEX, PreferenceCollator
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record, validate_rows
 from ifpo.data.sources import load_file_records
 from ifpo.data.tokenize import PROMPT_TOO_LONG, RESPONSE_TOO_LONG, TokenizeSettings, tokenize_record
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "ifpo" / "assets"
 
@@ -48,7 +48,10 @@ def test_plain_and_conversational_pairs_normalise_to_messages():
 
 def test_implicit_prompt_is_the_shared_prefix():
     user = {"role": "user", "content": "Q"}
-    record = {"chosen": [user, {"role": "assistant", "content": "a"}], "rejected": [user, {"role": "assistant", "content": "b"}]}
+    record = {
+        "chosen": [user, {"role": "assistant", "content": "a"}],
+        "rejected": [user, {"role": "assistant", "content": "b"}],
+    }
     out = validate_record(record, "pair", "f", 1)
     assert out["prompt"] == [user] and out["chosen"][0]["content"] == "a"
 
@@ -61,7 +64,11 @@ def test_implicit_prompt_is_the_shared_prefix():
         ({"prompt": "p", "chosen": "  ", "rejected": "b"}, "chosen", "empty response"),
         ({"prompt": "p", "chosen": "a", "rejected": "a"}, "rejected", "identical to chosen"),
         (dict(GOOD, margin="big"), "margin", "finite number"),
-        ({"prompt": [{"role": "wizard", "content": "x"}], "chosen": "a", "rejected": "b"}, "prompt[0].role", "expected one of"),
+        (
+            {"prompt": [{"role": "wizard", "content": "x"}], "chosen": "a", "rejected": "b"},
+            "prompt[0].role",
+            "expected one of",
+        ),
     ],
 )
 def test_bad_rows_name_file_line_and_field(tmp_path, row, field, problem):
@@ -79,7 +86,9 @@ def test_invalid_json_names_its_line(tmp_path):
 
 
 def test_skip_mode_counts_every_bad_row_by_reason(tmp_path):
-    path = _write(tmp_path, [GOOD, "not json", {"prompt": "p", "chosen": "a", "rejected": "a"}, GOOD, {"prompt": "p"}])
+    path = _write(
+        tmp_path, [GOOD, "not json", {"prompt": "p", "chosen": "a", "rejected": "a"}, GOOD, {"prompt": "p"}]
+    )
     skips = SkipCounter()
     records = load_file_records(path, "pair", "skip", skips)
     assert len(records) == 2
@@ -110,7 +119,9 @@ def test_on_error_value_is_checked():
 
 
 def test_tokenised_prompt_is_masked_and_response_kept_whole(tokenizer):
-    record = validate_record({"prompt": "Write about tea.", "chosen": "tea gives calm joy.", "rejected": "TEA."}, "pair", "f", 1)
+    record = validate_record(
+        {"prompt": "Write about tea.", "chosen": "tea gives calm joy.", "rejected": "TEA."}, "pair", "f", 1
+    )
     out = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=256, max_prompt_length=128))
     assert out["keep"]
     text = tokenizer.decode(out["prompt_ids"] + out["chosen_ids"])
@@ -131,7 +142,9 @@ def test_long_prompts_are_never_cut_and_long_responses_dropped(tokenizer):
     assert not out["keep"] and out["drop_reason"] == PROMPT_TOO_LONG
     assert "FINAL QUESTION" in tokenizer.decode(out["prompt_ids"])  # never cut
     long_response = validate_record({"prompt": "p", "chosen": "x " * 200, "rejected": "y"}, "pair", "f", 1)
-    dropped = tokenize_record(long_response, "pair", tokenizer, TokenizeSettings(max_length=64, max_prompt_length=32))
+    dropped = tokenize_record(
+        long_response, "pair", tokenizer, TokenizeSettings(max_length=64, max_prompt_length=32)
+    )
     assert not dropped["keep"] and dropped["drop_reason"] == RESPONSE_TOO_LONG
     assert len(dropped["chosen_ids"]) > 64  # never truncated
 
@@ -145,7 +158,9 @@ def test_parquet_files_and_local_datasets_load_through_datasets(tmp_path):
     table = datasets.Dataset.from_list([dict(r, margin=float(r.get("margin", 0))) for r in rows])
     parquet = tmp_path / "pairs.parquet"
     table.to_parquet(str(parquet))
-    with pytest.raises(DataFormatError, match=r"pairs.parquet \(row\):2: field 'rejected': identical to chosen"):
+    with pytest.raises(
+        DataFormatError, match=r"pairs.parquet \(row\):2: field 'rejected': identical to chosen"
+    ):
         load_file_records(parquet, "pair", "raise", SkipCounter())
     skips = SkipCounter()
     assert [r["margin"] for r in load_file_records(parquet, "pair", "skip", skips)] == [0.0, 3.0]
@@ -153,6 +168,8 @@ def test_parquet_files_and_local_datasets_load_through_datasets(tmp_path):
     # A dataset folder (what a hub id resolves to) loads with datasets.load_dataset by name.
     folder = tmp_path / "my_dataset"
     folder.mkdir()
-    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in (GOOD, dict(GOOD, chosen="yo"))) + "\n")
+    (folder / "train.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in (GOOD, dict(GOOD, chosen="yo"))) + "\n"
+    )
     records = load_hub_records(str(folder), None, "train", "pair", "raise", SkipCounter())
     assert [r["chosen"][0]["content"] for r in records] == ["hi", "yo"]

@@ -11,8 +11,10 @@ from tests.hydra_helpers import compose_config
 
 def test_adapter_reference_forward_runs_in_eval_mode(tmp_path, shared_data_dir):
     cfg = compose_config(
-        "train", ["debug=fast", "data.batch_size=2", "peft=lora", "peft.r=4", "peft.alpha=8", "ref.mode=adapter"],
-        output_dir=tmp_path, data_dir=shared_data_dir,
+        "train",
+        ["debug=fast", "data.batch_size=2", "peft=lora", "peft.r=4", "peft.alpha=8", "ref.mode=adapter"],
+        output_dir=tmp_path,
+        data_dir=shared_data_dir,
     )
     module, datamodule, _ = build(cfg)
     datamodule.setup("fit")

@@ -10,10 +10,16 @@ from tests.hydra_helpers import compose_config
 
 def test_tensorboard_logger_and_early_stopping(tmp_path, shared_data_dir):
     overrides = [
-        "debug=fast", "logger=tensorboard", "callbacks=early_stopping", "data.batch_size=2", "data.eval_batch_size=4",
-        "trainer.max_steps=12", "trainer.val_check_interval=1",
+        "debug=fast",
+        "logger=tensorboard",
+        "callbacks=early_stopping",
+        "data.batch_size=2",
+        "data.eval_batch_size=4",
+        "trainer.max_steps=12",
+        "trainer.val_check_interval=1",
         # An improvement of 10 in an accuracy is impossible: the second validation stops the run.
-        "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=10",
+        "callbacks.early_stopping.patience=1",
+        "callbacks.early_stopping.min_delta=10",
     ]
     cfg = compose_config("train", overrides, output_dir=tmp_path, data_dir=shared_data_dir)
     train(cfg)

@@ -11,7 +11,13 @@ from hydra.errors import ConfigCompositionException
 from ifpo.training.pipeline import build, train
 from tests.hydra_helpers import compose_config
 
-FAST = ["debug=fast", "trainer.max_steps=2", "trainer.val_check_interval=2", "data.batch_size=2", "data.eval_batch_size=4"]
+FAST = [
+    "debug=fast",
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=2",
+    "data.batch_size=2",
+    "data.eval_batch_size=4",
+]
 
 
 def _run(tmp_path, shared_data_dir, overrides):
@@ -44,7 +50,12 @@ def test_each_head_trains_end_to_end(tmp_path, shared_data_dir, experiment, expe
 
 @pytest.mark.parametrize("experiment", [[], ["+experiment=tiny_dpo"], ["+experiment=tiny_iopo"]])
 def test_loss_is_ln2_when_policy_equals_reference(tmp_path, shared_data_dir, experiment):
-    cfg = compose_config("train", FAST + experiment + ["loss.gamma=0.0"] * (not experiment), output_dir=tmp_path, data_dir=shared_data_dir)
+    cfg = compose_config(
+        "train",
+        FAST + experiment + ["loss.gamma=0.0"] * (not experiment),
+        output_dir=tmp_path,
+        data_dir=shared_data_dir,
+    )
     module, datamodule, _ = build(cfg)
     datamodule.setup("fit")
     module.configure_model()
@@ -64,7 +75,11 @@ def test_resume_continues_at_saved_step_without_reference_in_checkpoint(tmp_path
     assert not any(k.startswith("reference.") for k in state["state_dict"])
     assert any(k.startswith("policy.") for k in state["state_dict"])
     second = tmp_path / "second"
-    _run(second, shared_data_dir, [f"ckpt_path={ckpt_path}", "trainer.max_steps=4", "trainer.val_check_interval=1"])
+    _run(
+        second,
+        shared_data_dir,
+        [f"ckpt_path={ckpt_path}", "trainer.max_steps=4", "trainer.val_check_interval=1"],
+    )
     saved = json.loads((second / "metrics.json").read_text())
     assert saved["metrics"]["global_step"] == 4
     with open(second / "csv" / "version_0" / "metrics.csv") as f:
@@ -100,6 +115,8 @@ def test_config_typos_and_bad_values_fail_at_start(override, message):
 
 
 def test_heads_refuse_mismatched_data_kind(tmp_path, shared_data_dir):
-    cfg = compose_config("train", FAST + ["loss=iopo", "data.kind=pair"], output_dir=tmp_path, data_dir=shared_data_dir)
+    cfg = compose_config(
+        "train", FAST + ["loss=iopo", "data.kind=pair"], output_dir=tmp_path, data_dir=shared_data_dir
+    )
     with pytest.raises(ValueError, match="data.kind=pair but loss=iopo trains on quad records"):
         build(cfg)

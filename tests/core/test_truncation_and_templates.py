@@ -20,8 +20,8 @@ from ifpo.data.tokenize import (
     encode_prompt_response,
     tokenize_record,
 )
-from ifpo.eval.generation import GenerationSettings, HFGenerator, chat_prompts
 from ifpo.losses import get_loss_head
+from ifpo.models.generation import GenerationSettings, HFGenerator, chat_prompts
 from ifpo.models.loading import ChatTemplateError, eos_token_ids, load_tokenizer
 from ifpo.sampling.base import SampleRequest
 from ifpo.sampling.hf import HFSampler, SamplingSettings
@@ -46,7 +46,11 @@ def _history(n: int, words: int = 12) -> list[dict[str, str]]:
 
 
 def _budget(tokenizer, messages) -> int:
-    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    return len(
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
 
 
 def test_older_turns_are_dropped_first_system_and_last_turn_kept_whole(tokenizer):
@@ -54,7 +58,9 @@ def test_older_turns_are_dropped_first_system_and_last_turn_kept_whole(tokenizer
     prompt = [SYSTEM, *history, LAST]
     fits_two_old_turns = _budget(tokenizer, [SYSTEM, *history[2:], LAST])
     record = validate_record({"prompt": prompt, "chosen": "apple!", "rejected": "APPLE"}, "pair", "f", 1)
-    out = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=fits_two_old_turns))
+    out = tokenize_record(
+        record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=fits_two_old_turns)
+    )
     assert out["keep"]
     text = tokenizer.decode(out["prompt_ids"])
     assert SYSTEM["content"] in text and LAST["content"] in text  # whole, never cut
@@ -67,13 +73,21 @@ def test_only_system_and_last_turn_left_then_dropped_with_the_real_reason(tokeni
     prompt = [SYSTEM, *_history(2), LAST]
     minimal = _budget(tokenizer, [SYSTEM, LAST])
     record = validate_record({"prompt": prompt, "chosen": "apple!", "rejected": "APPLE"}, "pair", "f", 1)
-    kept = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=minimal))
+    kept = tokenize_record(
+        record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=minimal)
+    )
     assert kept["keep"] and tokenizer.decode(kept["prompt_ids"]).count("old") == 0
-    too_long = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=minimal - 1))
+    too_long = tokenize_record(
+        record, "pair", tokenizer, TokenizeSettings(max_length=400, max_prompt_length=minimal - 1)
+    )
     assert not too_long["keep"] and too_long["drop_reason"] == PROMPT_TOO_LONG
     # The prompt fits its own budget but the response does not fit beside it.
-    long_answer = validate_record({"prompt": prompt, "chosen": "apple " * 50, "rejected": "APPLE"}, "pair", "f", 1)
-    out = tokenize_record(long_answer, "pair", tokenizer, TokenizeSettings(max_length=minimal + 20, max_prompt_length=minimal))
+    long_answer = validate_record(
+        {"prompt": prompt, "chosen": "apple " * 50, "rejected": "APPLE"}, "pair", "f", 1
+    )
+    out = tokenize_record(
+        long_answer, "pair", tokenizer, TokenizeSettings(max_length=minimal + 20, max_prompt_length=minimal)
+    )
     assert not out["keep"] and out["drop_reason"] == RESPONSE_TOO_LONG
 
 
@@ -82,7 +96,9 @@ def test_pair_prompt_is_fitted_against_the_longest_response(tokenizer):
     prompt = [SYSTEM, *_history(2), LAST]
     full = _budget(tokenizer, prompt)
     record = validate_record({"prompt": prompt, "chosen": "apple!", "rejected": "no " * 30}, "pair", "f", 1)
-    out = tokenize_record(record, "pair", tokenizer, TokenizeSettings(max_length=full + 10, max_prompt_length=full))
+    out = tokenize_record(
+        record, "pair", tokenizer, TokenizeSettings(max_length=full + 10, max_prompt_length=full)
+    )
     assert out["keep"] and len(out["prompt_ids"]) + len(out["rejected_ids"]) <= full + 10
     assert len(out["prompt_ids"]) < full  # history dropped for the long rejected answer
 
@@ -107,8 +123,17 @@ def test_dropped_examples_are_counted_with_file_and_line(tmp_path, tokenizer):
     ]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = compose_config("train", ["data=files", f"data.train_files=[{path}]", "data.max_length=128",
-                                   "data.max_prompt_length=64", "loss=dpo"], output_dir=tmp_path)
+    cfg = compose_config(
+        "train",
+        [
+            "data=files",
+            f"data.train_files=[{path}]",
+            "data.max_length=128",
+            "data.max_prompt_length=64",
+            "loss=dpo",
+        ],
+        output_dir=tmp_path,
+    )
     datamodule = PreferenceDataModule(cfg.data, tokenizer, get_loss_head("dpo"))
     datamodule.setup("fit")
     assert len(datamodule.train_set) == 1
@@ -140,11 +165,15 @@ def test_a_tokenizer_without_chat_template_fails_everywhere_with_one_message(tem
 
 def test_model_chat_template_override_by_name_or_file(templateless, tmp_path):
     named = load_tokenizer({"tokenizer": str(templateless), "chat_template": "chatml"})
-    rendered = named.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    rendered = named.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     path = tmp_path / "mine.jinja"
-    path.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
-                    "{% if add_generation_prompt %}[assistant] {% endif %}")
+    path.write_text(
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}"
+    )
     own = load_tokenizer({"tokenizer": str(templateless), "chat_template": str(path)})
     assert chat_prompts(own, [[{"role": "user", "content": "hi"}]]) == ["[user] hi\n[assistant] "]
     # The override wins over a tokenizer's own template too.
@@ -176,10 +205,12 @@ def test_generation_stops_on_every_eos_id_of_the_generation_config(tokenizer, al
         calls.clear()
         if via == "eval":
             HFGenerator(model, tokenizer, GenerationSettings(max_new_tokens=6, show_progress=False)).generate(
-                [[{"role": "user", "content": "hi"}]])
+                [[{"role": "user", "content": "hi"}]]
+            )
         else:
             HFSampler(model, tokenizer, SamplingSettings(max_new_tokens=6, do_sample=False)).sample(
-                [SampleRequest(key="a", messages=[{"role": "user", "content": "hi"}])], n=1, seed=0)
+                [SampleRequest(key="a", messages=[{"role": "user", "content": "hi"}])], n=1, seed=0
+            )
         return len(calls)  # one forward per generated token
 
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -73,7 +73,9 @@ def markdown_commands(path: Path, root: Path) -> list[DocCommand]:
                 for n, text in _join_continuations(block):
                     stripped = text.strip()
                     if stripped and not stripped.startswith("#"):
-                        commands.append(DocCommand(re.sub(r"\s+#\s.*$", "", stripped), str(path.relative_to(root)), n))
+                        commands.append(
+                            DocCommand(re.sub(r"\s+#\s.*$", "", stripped), str(path.relative_to(root)), n)
+                        )
             block = None
         elif block is not None:
             block.append((number, line))
@@ -90,7 +92,9 @@ def config_commands(path: Path, root: Path) -> list[DocCommand]:
     for number, text in _join_continuations(comment_lines):
         match = COMMENT_CMD.match("# " + text.strip())
         if match:
-            commands.append(DocCommand(_strip_trailing_note(match.group(1)), str(path.relative_to(root)), number))
+            commands.append(
+                DocCommand(_strip_trailing_note(match.group(1)), str(path.relative_to(root)), number)
+            )
     return commands
 
 

@@ -1,4 +1,5 @@
-"""--help of the entry points and module CLIs: only what applies, every argument described with its default."""
+"""--help of the entry points and module CLIs: only what applies, every argument described with its
+default."""
 
 from __future__ import annotations
 
@@ -18,17 +19,39 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _help(script: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, script, "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 def test_train_help_lists_only_training_groups():
     text = _help("train.py")
-    groups = {line.split()[0] for line in text.splitlines() if line.startswith("  ") and not line.startswith("   ")}
-    assert {"model", "ref", "data", "loss", "optim", "strategy", "peft", "trainer", "logger", "callbacks",
-            "experiment", "hparams_search", "debug"} <= groups
+    groups = {
+        line.split()[0] for line in text.splitlines() if line.startswith("  ") and not line.startswith("   ")
+    }
+    assert {
+        "model",
+        "ref",
+        "data",
+        "loss",
+        "optim",
+        "strategy",
+        "peft",
+        "trainer",
+        "logger",
+        "callbacks",
+        "experiment",
+        "hparams_search",
+        "debug",
+    } <= groups
     for other in ("builder", "sampler", "judge", "eval"):  # build.py / eval.py groups
         assert other not in groups, other
     assert "_schema" not in text and "_llama_8b" not in text  # validation nodes and shared bases hidden

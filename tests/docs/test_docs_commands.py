@@ -119,7 +119,8 @@ def _compose_job(copy: Path, config_name: str, overrides: list[str]) -> DictConf
     os.environ["IFPO_ROOT"] = str(copy)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(copy / "conf"), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=normalize_overrides(overrides), return_hydra_config=True)
+        cfg = compose(config_name=config_name, overrides=normalize_overrides(overrides),
+        return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(copy / "outputs/compose_check")
         cfg.hydra.runtime.cwd = str(copy)
@@ -140,8 +141,10 @@ def needs_from_config(copy: Path, cfg: DictConfig) -> str:
         return ""  # the memory planner runs anywhere
     if str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu")) in ("gpu", "cuda"):
         return "needs a GPU"
-    if OmegaConf.select(cfg, "sampler.backend", default=None) == "vllm" or OmegaConf.select(
-        cfg, "eval.generation.backend", default=None) == "vllm":
+    if (
+        OmegaConf.select(cfg, "sampler.backend", default=None) == "vllm"
+        or OmegaConf.select(cfg, "eval.generation.backend", default=None) == "vllm"
+    ):
         return "needs a GPU (vLLM)"
     if OmegaConf.select(cfg, "judge", default=None):
         return "needs a judge server and its API key"
@@ -149,7 +152,7 @@ def needs_from_config(copy: Path, cfg: DictConfig) -> str:
         if key == "model.name_or_path" and OmegaConf.select(cfg, "model.gguf_file", default=None):
             continue  # a model shipped in a wheel (model=smollm2_135m): the run converts it into this folder
         value = OmegaConf.select(cfg, key, default=None)
-        for item in (value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]):
+        for item in value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]:
             if item and not (copy / str(item)).exists():
                 return f"needs the user's {key} ({item})"
     bench = OmegaConf.select(cfg, "eval.benchmark", default=None)
@@ -162,7 +165,11 @@ def make_recipe(copy: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     """The lines `make` would run for this target, with this environment's interpreter."""
     out = subprocess.run(
         ["make", "-n", f"VENV={VENV}", "-o", f"{VENV}/.installed", *argv[1:]],
-        cwd=copy, env=env, check=True, capture_output=True, text=True,
+        cwd=copy,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     lines = [line for line in out.splitlines() if line.strip() and not line.startswith("#")]
     return [line for line in lines if "pip install" not in line and not line.startswith("test -n")]
@@ -183,10 +190,15 @@ class Runner:
         if "$(" not in text:
             return shlex.split(text, comments=True)
         script = f"set -- {text.split(' # ')[0]}; printf '%s\\0' \"$@\""
-        out = subprocess.run(["bash", "-c", script], check=False, cwd=self.copy, env=self.env, capture_output=True, text=True)
+        out = subprocess.run(
+            ["bash", "-c", script], check=False, cwd=self.copy, env=self.env, capture_output=True, text=True
+        )
         return [w for w in out.stdout.split("\0") if w]
 
     def _check(self, command: DocCommand, text: str) -> tuple[str, str]:
+        head, pipe, _ = text.partition(" | ")
+        if pipe and "$(" not in text:  # `python train.py ... plan=true | grep "host RAM"`: the whole pipeline
+            return self._check_pipeline(head, text)
         if re.fullmatch(r"[A-Za-z_]\w*=\S+", text.split(" # ")[0].strip()):  # a shell assignment
             self._run(text, {})
             return "ran", ""
@@ -228,10 +240,22 @@ class Runner:
         self._run(text, env_prefix)
         return "ran", ""
 
+    def _check_pipeline(self, head: str, text: str) -> tuple[str, str]:
+        """Compose the first program if it is an entry point; then run the line as typed, every stage
+        checked (pipefail: a failing producer or a grep that finds nothing fails the command)."""
+        argv = self._words(head)
+        entry = next((ENTRY_POINTS[w] for w in argv[1:2] if w in ENTRY_POINTS), None)
+        if argv[:1] == ["python"] and entry:
+            reason = needs_from_config(self.copy, compose_job(self.copy, entry, argv[2:]))
+            if reason:
+                return "composed", reason
+        self._run(f"set -o pipefail; {text}", {})
+        return "ran", ""
+
     def _compose_cluster(self, argv: list[str]) -> None:
         if "sbatch" in argv[0]:
             script = next(i for i, a in enumerate(argv) if a.endswith(".sbatch"))
-            rest = [a for a in argv[script + 1:] if not PLACEHOLDER.search(a)]
+            rest = [a for a in argv[script + 1 :] if not PLACEHOLDER.search(a)]
             if rest and (self.copy / rest[0]).is_file():  # sweep_array: one experiment per list line
                 lines = [ln.split("#")[0].split() for ln in (self.copy / rest[0]).read_text().splitlines()]
                 for line in filter(None, lines):
@@ -258,18 +282,31 @@ class Runner:
             source = source.with_suffix("") / "__main__.py"
         hydra_app = source.exists() and "hydra.main" in source.read_text()
         head = argv[:3] if argv[1] == "-m" else argv[:2]
-        tail = [a for a in argv[len(head):] if "=" in a and not a.startswith("-")] if hydra_app else []
-        self._run(shlex.join(["python", *head[1:], *tail, "--cfg", "job"] if hydra_app
-                             else ["python", *head[1:], "--help"]), {})
+        tail = [a for a in argv[len(head) :] if "=" in a and not a.startswith("-")] if hydra_app else []
+        self._run(
+            shlex.join(
+                ["python", *head[1:], *tail, "--cfg", "job"] if hydra_app else ["python", *head[1:], "--help"]
+            ),
+            {},
+        )
 
     def _run(self, text: str, env_prefix: dict[str, str]) -> None:
         key = (text, tuple(sorted(env_prefix.items())))
         if key in self.done:  # e.g. `make train` is `python train.py` + the same budget: run once
             return
         self.done.add(key)
-        proc = subprocess.run(["bash", "-c", text], check=False, cwd=self.copy, env={**self.env, **env_prefix},
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"`{text}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        proc = subprocess.run(
+            ["bash", "-c", text],
+            check=False,
+            cwd=self.copy,
+            env={**self.env, **env_prefix},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, (
+            f"`{text}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
 
 
 def test_collects_the_documented_commands():
@@ -291,8 +328,10 @@ def test_a_new_documented_command_is_collected_without_editing_the_test(tmp_path
         "# Usage: python train.py group=x \\\n#   key=1        (a note)\nkey: 1  # python not.a.command\n"
     )
     found = [(c.where, c.text) for c in collect(tmp_path)]
-    assert found == [("README.md:3", "python train.py loss=dpo seed=3"),
-                     ("conf/group/x.yaml:1", "python train.py group=x key=1")]
+    assert found == [
+        ("README.md:3", "python train.py loss=dpo seed=3"),
+        ("conf/group/x.yaml:1", "python train.py group=x key=1"),
+    ]
 
 
 def check_group(commands: list[DocCommand], done: set) -> tuple[list[Outcome], list[str]]:

@@ -21,8 +21,19 @@ def test_debug_fast_terminal_is_quiet(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100", "PYTHONPATH": str(ROOT / "src"),
            "IFPO_ROOT": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "train.py", "debug=fast", f"paths.log_dir={tmp_path}", f"paths.data_dir={tmp_path}/data"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "train.py",
+            "debug=fast",
+            f"paths.log_dir={tmp_path}",
+            f"paths.data_dir={tmp_path}/data",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -42,11 +53,20 @@ def test_debug_fast_terminal_is_quiet(tmp_path):
 
 
 def test_sweep_table_keeps_the_main_metric_at_100_columns():
-    metrics = {"val/rewards/accuracies": 0.7143, "val/loss": 0.598, "val/rewards/margins": 4.5676,
-               "val/rewards/chosen": -1.61, "val/rewards/rejected": -6.18, "val/logps/chosen": -334.07,
-               "val/logps/rejected": -355.02, "global_step": 3}
-    jobs = [JobSummary(job=str(i), folder=str(i), overrides=[f"loss={loss}"], status="done", metrics=metrics)
-            for i, loss in enumerate(("dpo", "rpo"))]
+    metrics = {
+        "val/rewards/accuracies": 0.7143,
+        "val/loss": 0.598,
+        "val/rewards/margins": 4.5676,
+        "val/rewards/chosen": -1.61,
+        "val/rewards/rejected": -6.18,
+        "val/logps/chosen": -334.07,
+        "val/logps/rejected": -355.02,
+        "global_step": 3,
+    }
+    jobs = [
+        JobSummary(job=str(i), folder=str(i), overrides=[f"loss={loss}"], status="done", metrics=metrics)
+        for i, loss in enumerate(("dpo", "rpo"))
+    ]
     console = Console(width=100, record=True)
     console.print(summary_table(jobs, "val/rewards/accuracies"))
     text = console.export_text()

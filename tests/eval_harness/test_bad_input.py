@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ifpo.constraints import ConstraintError, DataFormatError
+from ifpo.constraints import ConstraintError, ConstraintFormatError
 from ifpo.eval.runner import evaluate
 from tests.eval_harness.conftest import eval_config, write_jsonl
 
@@ -31,7 +31,7 @@ def _records():
 
 def test_unknown_ids_are_listed_in_one_error(tmp_path):
     data = write_jsonl(tmp_path / "bench.jsonl", _records())
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", "eval.responses=unused.jsonl"]))
     message = str(info.value)
     assert str(data) in message and "3 unknown ifeval instruction id(s)" in message
@@ -87,7 +87,8 @@ def test_unknown_ids_can_be_skipped_and_counted(tmp_path):
 def test_malformed_benchmark_file_names_file_line_field(tmp_path, bad_line, match):
     data = tmp_path / "bench.jsonl"
     data.write_text(json.dumps(GOOD) + "\n" + bad_line + "\n", encoding="utf-8")
-    with pytest.raises(ConstraintError, match=match):  # DataFormatError or a bad-parameter ConstraintError
+    # ConstraintFormatError or a bad-parameter ConstraintError
+    with pytest.raises(ConstraintError, match=match):
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", "eval.responses=unused.jsonl"]))
 
 
@@ -97,10 +98,10 @@ def test_malformed_responses_file_and_missing_responses(tmp_path):
     bad.write_text(
         json.dumps({"prompt": "Say hi.", "response": "ok"}) + "\n" + json.dumps({"prompt": "Other."}) + "\n"
     )
-    with pytest.raises(DataFormatError, match=r"responses\.jsonl:line 2 field 'response'"):
+    with pytest.raises(ConstraintFormatError, match=r"responses\.jsonl:line 2 field 'response'"):
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={bad}"]))
     partial = write_jsonl(tmp_path / "partial.jsonl", [{"prompt": "Say hi.", "response": "ok"}])
-    with pytest.raises(DataFormatError, match="no response for prompt 2"):
+    with pytest.raises(ConstraintFormatError, match="no response for prompt 2"):
         evaluate(eval_config(tmp_path, ["+eval=ifeval", f"eval.data={data}", f"eval.responses={partial}"]))
     result = evaluate(
         eval_config(

@@ -331,7 +331,8 @@ def test_sysbench_reference_history_is_used_to_generate_and_to_judge(tmp_path, u
 
 # ------------------------------------------------------------------------- hub defaults
 def test_hub_datasets_are_the_default_source(tmp_path, monkeypatch):
-    """No eval.data: IFEval and Multi-IF come from datasets.load_dataset(hub_name, split) (stubbed offline)."""
+    """No eval.data: IFEval and Multi-IF come from datasets.load_dataset(hub_name, split) (stubbed
+    offline)."""
     import datasets
 
     calls = []

@@ -1,4 +1,5 @@
-"""Results reach configured loggers: W&B (offline, never prompting) gets the summary and tables; CSV the metrics."""
+"""Results reach configured loggers: W&B (offline, never prompting) gets the summary and tables; CSV the
+metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import csv
 import json
 import os
 
-from ifpo.eval.runner import evaluate, prepare_wandb_env
+from ifpo.config.wandb_env import prepare_wandb_env
+from ifpo.eval.runner import evaluate
 from tests.eval_harness.conftest import eval_config, write_jsonl
 
 RECORD = {"key": 1, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
@@ -23,6 +25,7 @@ def _inputs(tmp_path):
 
 def test_no_key_means_offline_wandb(monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", os.devnull)  # no `wandb login` entry either
     monkeypatch.delenv("WANDB_MODE", raising=False)
     prepare_wandb_env()
     assert os.environ["WANDB_MODE"] == "offline"

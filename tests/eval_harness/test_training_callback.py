@@ -11,8 +11,8 @@ import torch
 from omegaconf import open_dict
 
 from ifpo.eval.callback import HeldoutEvalCallback
-from ifpo.eval.checkpoint import CheckpointError, load_policy, policy_state_dict
 from ifpo.eval.runner import evaluate
+from ifpo.models.checkpoint import CheckpointError, load_policy, policy_state_dict
 from ifpo.training.pipeline import train
 from tests.eval_harness.conftest import eval_config
 from tests.hydra_helpers import compose_config

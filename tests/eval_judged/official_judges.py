@@ -48,7 +48,8 @@ def trace_judge(body: dict[str, Any]) -> Reply:
 
 
 def sysbench_answer(body: dict[str, Any]) -> str:
-    """SysBench's answer: a fenced dict literal with 评判理由 and 评判结果 (bare integer keys, as GPT-4o writes)."""
+    """SysBench's answer: a fenced dict literal with 评判理由 and 评判结果 (bare integer keys, as GPT-4o
+    writes)."""
     prompt = body["messages"][-1]["content"]
     current = prompt.split("## 当前待评估的对话轮次", 1)[1]
     answer = current.split("<role:>\nassistant\n</role>\n<content>\n", 1)[1].split("\n</content>", 1)[0]

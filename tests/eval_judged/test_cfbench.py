@@ -146,7 +146,8 @@ def test_judge_prompt_is_the_authors_template(tmp_path: Path) -> None:
     )  # real newlines/tabs, as the f-string
     assert "[样例1]:" in prompt and "[样例2]:" in prompt
     assert prompt.endswith(
-        "[用户指令]: 写一首诗\n\n[参考答案]: 床前明月光\n\n[模型答案]: 一首诗\n\n[评估标准]: 是一首诗\n\n不超过四行\n\n[你的评估]: \n"
+        "[用户指令]: 写一首诗\n\n[参考答案]: 床前明月光\n\n[模型答案]: 一首诗\n\n"
+        "[评估标准]: 是一首诗\n\n不超过四行\n\n[你的评估]: \n"
     )
     answer = cfbench_answer({"messages": [{"role": "user", "content": prompt}]})
     assert parse_strict(answer, item.criteria) == [1, 1]

@@ -49,7 +49,8 @@ def test_judge_prompt_is_the_authors_template(tmp_path: Path) -> None:
         "[System]\nYou are a fair judge, and please evaluate the quality of an AI assistant"
     )
     assert (
-        'Fine Grained Score: [{"密码至少8个字符": 10, "包含1个大写字母": 0, "包含1个小写字母": 0, "包含2个数字": 10}]'
+        'Fine Grained Score: [{"密码至少8个字符": 10, "包含1个大写字母": 0, '
+        '"包含1个小写字母": 0, "包含2个数字": 10}]'
         in prompt
     )
     assert prompt.endswith(

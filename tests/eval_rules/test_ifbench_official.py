@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ifpo.constraints import DataFormatError, load_ifeval_jsonl, parse_ifeval_record
+from ifpo.constraints import ConstraintFormatError, load_ifeval_jsonl, parse_ifeval_record
 from ifpo.constraints.ifbench_official import OFFICIAL_CHECKERS
 from ifpo.eval import runner
 from ifpo.eval.benchmarks import ifbench as ifbench_module  # the adapter: where scoring is looked up
@@ -58,7 +58,11 @@ def test_agreement_command_prints_the_table(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "disagree (strict): ratio:sentence_type" in out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line and not line.startswith("disagree")}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.splitlines()
+        if line and not line.startswith("disagree")
+    }
     assert rows["sentence:keyword"] == ["15/15", "15/15", "0"]
     assert rows["words:start_verb"] == ["0/0", "0/0", "1"]
     assert rows["all"] == ["61/62", "61/62", "2"]
@@ -75,7 +79,7 @@ def test_missing_response_fails_and_stays_in_the_denominator(official):
     failed = [e for e in scored.report.strict if by_key[e.prompt] in scored.missing]
     assert len(failed) == 4 and all(not any(e.follow_instruction_list) for e in failed)
     assert all(e.response == "" for e in failed)
-    with pytest.raises(DataFormatError, match="no response for prompt 268"):
+    with pytest.raises(ConstraintFormatError, match="no response for prompt 268"):
         score_ifbench_official(instructions, responses, on_missing="raise")
     skipped = score_ifbench_official(instructions, responses, on_missing="skip")
     assert len(skipped.report.strict) == len(instructions) - 4
@@ -113,10 +117,18 @@ def test_resource_errors_are_counted_and_never_abort(official):
 def test_checker_crash_is_counted_not_raised(monkeypatch):
     from ifpo.constraints.ifbench_official import PronounCountChecker
 
-    record = {"key": "x", "prompt": "p", "instruction_id_list": ["count:pronouns", "format:title_case"],
-              "kwargs": [{"N": 1}, {}]}
+    record = {
+        "key": "x",
+        "prompt": "p",
+        "instruction_id_list": ["count:pronouns", "format:title_case"],
+        "kwargs": [{"N": 1}, {}],
+    }
     instruction = parse_ifeval_record(record)
-    assert score_ifbench_official([instruction], {"p": "It"}).report.strict[0].follow_instruction_list == [True, True]
+    assert score_ifbench_official([instruction], {"p": "It"}).report.strict[0].follow_instruction_list == [
+        True,
+        True,
+    ]
+
     def crash(self, value):
         raise IndexError("list index out of range")  # what several official checkers raise on odd text
 
@@ -145,7 +157,9 @@ def test_think_blocks_are_removed_before_scoring():
     record = {"key": "t", "prompt": "p", "instruction_id_list": ["format:title_case"], "kwargs": [{}]}
     instruction = parse_ifeval_record(record)
     response = "<think>lower case reasoning</think>\nAll Title Case Here"
-    assert score_ifbench_official([instruction], {"p": response}).report.strict[0].follow_instruction_list == [True]
+    assert score_ifbench_official([instruction], {"p": response}).report.strict[
+        0
+    ].follow_instruction_list == [True]
     raw = score_ifbench_official([instruction], {"p": response}, think=False)
     assert raw.report.strict[0].follow_instruction_list == [False]
 
@@ -162,8 +176,11 @@ def test_eval_writes_responses_before_scoring(tmp_path, monkeypatch):
         raise RuntimeError("scoring failed")
 
     monkeypatch.setattr(ifbench_module, "score_ifbench_official", crash)
-    cfg = compose_config("eval", ["+eval=ifbench", f"eval.data={DATA / 'IFBench_test.jsonl'}",
-                                  "eval.limit=3", "eval.chart=false"], output_dir=tmp_path)
+    cfg = compose_config(
+        "eval",
+        ["+eval=ifbench", f"eval.data={DATA / 'IFBench_test.jsonl'}", "eval.limit=3", "eval.chart=false"],
+        output_dir=tmp_path,
+    )
     with pytest.raises(RuntimeError, match="scoring failed"):
         runner.evaluate(cfg)
     lines = [json.loads(x) for x in (tmp_path / "responses.jsonl").read_text().splitlines()]
@@ -172,18 +189,41 @@ def test_eval_writes_responses_before_scoring(tmp_path, monkeypatch):
 
 
 def test_eval_end_to_end_on_the_official_excerpt(tmp_path):
-    cfg = compose_config("eval", ["+eval=ifbench", f"eval.data={DATA / 'IFBench_test.jsonl'}",
-                                  f"eval.responses={DATA / 'sample_output.jsonl'}", "eval.chart=false"],
-                         output_dir=tmp_path)
+    cfg = compose_config(
+        "eval",
+        [
+            "+eval=ifbench",
+            f"eval.data={DATA / 'IFBench_test.jsonl'}",
+            f"eval.responses={DATA / 'sample_output.jsonl'}",
+            "eval.chart=false",
+        ],
+        output_dir=tmp_path,
+    )
     result = runner.evaluate(cfg)
     assert result.metrics["num_prompts"] == 57 and result.metrics["missing_responses"] == 4
     assert result.skipped["missing_response"] == 4
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["metrics"]["resource_errors"] == result.metrics["resource_errors"]
     # Rescoring our own examples.jsonl gives the same numbers.
-    again = runner.evaluate(compose_config(
-        "eval", ["+eval=ifbench", f"eval.data={DATA / 'IFBench_test.jsonl'}",
-                 f"eval.responses={tmp_path / 'examples.jsonl'}", "eval.chart=false"], output_dir=tmp_path / "b"))
-    for name in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose", "missing_responses",
-                 "resource_errors", "num_prompts"):
+    again = runner.evaluate(
+        compose_config(
+            "eval",
+            [
+                "+eval=ifbench",
+                f"eval.data={DATA / 'IFBench_test.jsonl'}",
+                f"eval.responses={tmp_path / 'examples.jsonl'}",
+                "eval.chart=false",
+            ],
+            output_dir=tmp_path / "b",
+        )
+    )
+    for name in (
+        "prompt_strict",
+        "prompt_loose",
+        "instruction_strict",
+        "instruction_loose",
+        "missing_responses",
+        "resource_errors",
+        "num_prompts",
+    ):
         assert again.metrics[name] == result.metrics[name]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ifpo.constraints import ConstraintError, DataFormatError
+from ifpo.constraints import ConstraintError, ConstraintFormatError
 from ifpo.eval.multi_if import conversations_for_turn, load_multi_if_csv, score_multi_if
 
 COLUMNS = ["key", "language"] + [f"turn_{k}_{part}" for k in (1, 2, 3)
@@ -92,13 +92,13 @@ def test_messages_for_turn_use_the_models_own_responses(conversations):
 
 
 def test_missing_responses_are_named(conversations):
-    with pytest.raises(DataFormatError, match="c2"):
+    with pytest.raises(ConstraintFormatError, match="c2"):
         score_multi_if(conversations, {"c1": RESPONSES["c1"], "c2": ["only one"]})
 
 
 def test_malformed_rows_name_line_and_column(tmp_path):
     bad_json = dict(ROWS[1], turn_2_kwargs="[not json")
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         load_multi_if_csv(_write(tmp_path / "a.csv", [ROWS[0], bad_json]))
     assert (info.value.line, info.value.field, info.value.reason) == (3, "turn_2_kwargs", "invalid_json")
 
@@ -108,14 +108,14 @@ def test_malformed_rows_name_line_and_column(tmp_path):
     assert (info.value.line, info.value.field) == (2, "turn_1_instruction_id_list[0]")
 
     missing_cell = dict(ROWS[0], turn_2_kwargs="")
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         load_multi_if_csv(_write(tmp_path / "c.csv", [missing_cell]))
     assert info.value.field == "turn_2_kwargs"
 
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         load_multi_if_csv(_write(tmp_path / "d.csv", [{k: v for k, v in ROWS[0].items() if k != "language"}],
                                  [c for c in COLUMNS if c != "language"]))
     assert info.value.field == "language" and info.value.reason == "missing_column"
 
-    with pytest.raises(DataFormatError, match="duplicate"):
+    with pytest.raises(ConstraintFormatError, match="duplicate"):
         load_multi_if_csv(_write(tmp_path / "e.csv", [ROWS[0], ROWS[0]]))

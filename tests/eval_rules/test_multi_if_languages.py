@@ -34,7 +34,13 @@ def _mif(kind, kwargs, response, loose=False):
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [(THAI_WORDS, "th"), (HINDI, "hi"), (CHINESE, "zh-cn"), (JAPANESE, "ja"), ("Hello there, my friend.", "en")],
+    [
+        (THAI_WORDS, "th"),
+        (HINDI, "hi"),
+        (CHINESE, "zh-cn"),
+        (JAPANESE, "ja"),
+        ("Hello there, my friend.", "en"),
+    ],
 )
 def test_language_detection(text, language):
     assert mif.detect_language(text) == language
@@ -130,17 +136,22 @@ def test_strict_checks_a_blank_response_like_the_release():
 
 
 def test_score_turn_uses_multi_if_checkers():
-    record = {"key": "k", "prompt": "p", "instruction_id_list": ["length_constraints:number_sentences",
-                                                                 "startend:quotation"],
-              "kwargs": [{"num_sentences": 3, "relation": "at least"}, {}]}
+    record = {
+        "key": "k",
+        "prompt": "p",
+        "instruction_id_list": ["length_constraints:number_sentences", "startend:quotation"],
+        "kwargs": [{"num_sentences": 3, "relation": "at least"}, {}],
+    }
     strict, loose = score_turn(parse_ifeval_record(record), "\u201c" + CHINESE + "\u201d")
     assert strict.follow_instruction_list == [True, True] and loose.follow_instruction_list == [True, True]
 
 
 # ------------------------------------------------------------------ the official file layout
-OFFICIAL_COLUMNS = ["turns", "responses"] + [f"turn_{k}_{p}" for k in (1, 2, 3)
-                                             for p in ("prompt", "instruction_id_list", "kwargs")] + [
-    "key", "turn_index", "language"]
+OFFICIAL_COLUMNS = (
+    ["turns", "responses"]
+    + [f"turn_{k}_{p}" for k in (1, 2, 3) for p in ("prompt", "instruction_id_list", "kwargs")]
+    + ["key", "turn_index", "language"]
+)
 
 
 def _message(text):
@@ -154,16 +165,33 @@ def _kwargs(*objects):
 def _official_rows():
     ids1 = ["length_constraints:number_sentences"]
     ids2 = ids1 + ["startend:quotation"]
-    zh = {"key": "1000:1:zh", "turn_index": "0", "language": "Chinese", "turns": "", "responses": "",
-          "turn_1_prompt": _message("写三句话。"), "turn_1_instruction_id_list": json.dumps(ids1),
-          "turn_1_kwargs": _kwargs({"num_sentences": 3, "relation": "at least"}),
-          "turn_2_prompt": _message("用引号包起来。"), "turn_2_instruction_id_list": json.dumps(ids2),
-          "turn_2_kwargs": _kwargs({"num_sentences": 3, "relation": "at least"}, {}),
-          # a conversation with two turns: the third cells hold the string None
-          "turn_3_prompt": "None", "turn_3_instruction_id_list": "None", "turn_3_kwargs": "None"}
-    hi = dict(zh, key="1001:1:hi", language="Hindi", turn_1_prompt=_message("तीन वाक्य लिखिए।"),
-              turn_2_prompt=_message("उद्धरण चिह्नों में लिखिए।"), turn_3_prompt="",
-              turn_3_instruction_id_list="", turn_3_kwargs="")
+    zh = {
+        "key": "1000:1:zh",
+        "turn_index": "0",
+        "language": "Chinese",
+        "turns": "",
+        "responses": "",
+        "turn_1_prompt": _message("写三句话。"),
+        "turn_1_instruction_id_list": json.dumps(ids1),
+        "turn_1_kwargs": _kwargs({"num_sentences": 3, "relation": "at least"}),
+        "turn_2_prompt": _message("用引号包起来。"),
+        "turn_2_instruction_id_list": json.dumps(ids2),
+        "turn_2_kwargs": _kwargs({"num_sentences": 3, "relation": "at least"}, {}),
+        # a conversation with two turns: the third cells hold the string None
+        "turn_3_prompt": "None",
+        "turn_3_instruction_id_list": "None",
+        "turn_3_kwargs": "None",
+    }
+    hi = dict(
+        zh,
+        key="1001:1:hi",
+        language="Hindi",
+        turn_1_prompt=_message("तीन वाक्य लिखिए।"),
+        turn_2_prompt=_message("उद्धरण चिह्नों में लिखिए।"),
+        turn_3_prompt="",
+        turn_3_instruction_id_list="",
+        turn_3_kwargs="",
+    )
     return [zh, hi]
 
 
@@ -175,13 +203,18 @@ def test_official_layout_loads_and_scores_per_language(tmp_path):
         writer.writerows(_official_rows())
     conversations = load_multi_if_csv(path)
     assert [(c.id, c.language, len(c.turns)) for c in conversations] == [
-        ("1000:1:zh", "Chinese", 2), ("1001:1:hi", "Hindi", 2)]
+        ("1000:1:zh", "Chinese", 2),
+        ("1001:1:hi", "Hindi", 2),
+    ]
     assert conversations[0].turns[0].prompt == "写三句话。"
     assert conversations[0].turns[1].constraints[0].kwargs == {"num_sentences": 3, "relation": "at least"}
-    report = score_multi_if(conversations, {
-        "1000:1:zh": [CHINESE, "\u201c" + CHINESE + "\u201d"],
-        "1001:1:hi": [HINDI, '"' + HINDI + '"'],
-    })
+    report = score_multi_if(
+        conversations,
+        {
+            "1000:1:zh": [CHINESE, "\u201c" + CHINESE + "\u201d"],
+            "1001:1:hi": [HINDI, '"' + HINDI + '"'],
+        },
+    )
     # Every turn follows with the release's checkers; the IFEval ones would fail all sentence counts.
     assert report.turn_scores() == {1: 1.0, 2: 1.0}
     assert report.language_scores() == {"Chinese": {1: 1.0, 2: 1.0}, "Hindi": {1: 1.0, 2: 1.0}}

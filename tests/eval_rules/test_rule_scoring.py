@@ -5,7 +5,7 @@ import pytest
 from if_verifiable.common import evaluate_instructions
 from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
 
-from ifpo.constraints import ConstraintError, DataFormatError, load_ifeval_jsonl, parse_ifeval_record
+from ifpo.constraints import ConstraintError, ConstraintFormatError, load_ifeval_jsonl, parse_ifeval_record
 from ifpo.constraints.constraint import _build_checker
 from ifpo.eval.rule_scoring import load_responses_jsonl, score_ifbench, score_ifeval
 
@@ -118,7 +118,7 @@ def test_empty_response_fails_every_instruction(official):
 def test_missing_response_raises_or_is_counted(official):
     instructions, responses = official
     partial = {i.prompt: responses[i.prompt] for i in instructions[:3]}
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         score_ifeval(instructions[:5], partial)
     assert info.value.reason == "missing_response" and instructions[3].id in str(info.value)
     report = score_ifeval(instructions[:5], partial, on_missing="skip")
@@ -138,9 +138,9 @@ def test_score_ifbench_uses_ifbench_registry_only():
 def test_load_responses_errors(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text('{"prompt": "a", "response": "x"}\n{"prompt": "b"}\n')
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(ConstraintFormatError) as info:
         load_responses_jsonl(path)
     assert (info.value.line, info.value.field) == (2, "response")
     path.write_text('{"prompt": "a", "response": "x"}\n{"prompt": "a", "response": "y"}\n')
-    with pytest.raises(DataFormatError, match="different response"):
+    with pytest.raises(ConstraintFormatError, match="different response"):
         load_responses_jsonl(path)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ifpo.judge import ResponseCache, atomic_write_json, atomic_write_text, request_key
+from ifpo.io.atomic import atomic_write_json, atomic_write_text
+from ifpo.judge import ResponseCache, request_key
 
 
 def test_key_is_order_independent_and_sensitive_to_content() -> None:

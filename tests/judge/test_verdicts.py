@@ -14,14 +14,18 @@ from ifpo.judge import (
 
 
 def test_plain_json_in_order() -> None:
-    text = '{"results": [{"id": 1, "reason": "ok", "satisfied": true}, {"id": 2, "reason": "no", "satisfied": false}]}'
+    text = (
+        '{"results": [{"id": 1, "reason": "ok", "satisfied": true}, '
+        '{"id": 2, "reason": "no", "satisfied": false}]}'
+    )
     assert parse_verdicts(text, 2) == ((True, False), ("ok", "no"))
 
 
 def test_fenced_json_with_prose_and_shuffled_ids() -> None:
     text = (
         "Here is my grading:\n```json\n"
-        '{"results": [{"id": 2, "satisfied": "no", "reason": "b"}, {"id": 1, "satisfied": "YES", "reason": "a"}]}'
+        '{"results": [{"id": 2, "satisfied": "no", "reason": "b"}, {"id": 1, "satisfied": "YES", "reason": '
+        '"a"}]}'
         "\n```\nHope this helps."
     )
     assert parse_verdicts(text, 2) == ((True, False), ("a", "b"))

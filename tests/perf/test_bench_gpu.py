@@ -1,4 +1,5 @@
-"""`python -m ifpo.bench gpu` and `make gpu-check`: refuse cleanly without CUDA; the table runs (CPU smoke)."""
+"""`python -m ifpo.bench gpu` and `make gpu-check`: refuse cleanly without CUDA; the table runs (CPU
+smoke)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ def test_gpu_rows_cover_every_kernel_and_lengths():
     assert gpu._pairs(4, 2048) == 4 and gpu._pairs(4, 8192) == 1 and gpu._pairs(4, 64) == 4
 
 
-
 def test_cpu_smoke_rows_are_written_as_json(tmp_path):
     out = tmp_path / "rows.json"
-    opts = argparse.Namespace(lengths=[24], length=None, batch=1, steps=1, warmup=1, cpu_smoke=True, peak_tflops=1.0,
-                              json=str(out))
+    opts = argparse.Namespace(
+        lengths=[24], length=None, batch=1, steps=1, warmup=1, cpu_smoke=True, peak_tflops=1.0, json=str(out)
+    )
     assert gpu.gpu_report(opts) == 0
     rows = json.loads(out.read_text())["lengths"]["24"]
     assert [r["layout"] for r in rows] == ["padded", "prefix+sdpa-dense", "packing+sdpa-dense", "floor"]
@@ -44,7 +45,7 @@ def test_attention_bench_alternates_kernels_and_reports_the_ratio(monkeypatch):
 
     assert {"ifpo-dpo-flex", "ifpo-dpo-packing-flex"} <= set(DEFAULT_STEPS)
     assert SETUPS["ifpo-dpo-flex"].attention == "flex" and SETUPS["ifpo-dpo"].attention == "auto"
-    monkeypatch.setattr("ifpo.bench.__main__.prepare", lambda workdir: None)
+    monkeypatch.setattr("ifpo.bench.data.prepare", lambda workdir: None)
     order = []
 
     def fake_worker(args, timeout, threads):

@@ -30,8 +30,8 @@ from transformers import (
 
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.models.forward import role_logps
 from ifpo.models.logprobs import IDENTITY, logit_transform, naive_token_logprobs
-from ifpo.training.module import role_logps
 
 VOCAB, WINDOW = 96, 6
 SHAPE = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
@@ -158,7 +158,8 @@ def test_features_under_test_change_the_result():
             targets = torch.randint(0, VOCAB, (20,))
             weight = model.lm_head.weight
             changed = naive_token_logprobs(hidden, weight, targets, transform=transform)
-            assert (changed - naive_token_logprobs(hidden, weight, targets, transform=IDENTITY)).abs().max() > 1e-2
+            assert (changed - naive_token_logprobs(hidden, weight, targets,
+            transform=IDENTITY)).abs().max() > 1e-2
         for family in ("mistral", "gemma2"):
             model = build(family)
             unwindowed = copy.deepcopy(model)

@@ -48,7 +48,9 @@ def test_counts_match_padded_layout_and_switches_select_collator():
     padded = PreferenceCollator(("chosen", "rejected"), pad_token_id=0)(examples)
     expected = (padded["labels"][:, 1:] != -100).sum(-1)
     for sharing in (True, False):
-        assert torch.equal(PackedPreferenceCollator(("chosen", "rejected"), sharing)(examples)["token_counts"], expected)
+        assert torch.equal(
+            PackedPreferenceCollator(("chosen", "rejected"), sharing)(examples)["token_counts"], expected
+        )
     roles = ("chosen", "rejected")
     assert isinstance(make_collator({"packing": False, "prefix_sharing": True}, roles, 0), PreferenceCollator)
     packed = make_collator({"packing": True, "prefix_sharing": False}, roles, 0)
@@ -57,10 +59,42 @@ def test_counts_match_padded_layout_and_switches_select_collator():
 
 def test_bench_table_ratios():
     rows = [
-        {"name": "ifpo-dpo", "description": "", "kind": "pair", "examples_per_s": 3.0, "tokens_per_s": 900, "step_s": 1, "peak_rss_mb": 500},
-        {"name": "ifpo-iopo", "description": "", "kind": "quad", "examples_per_s": 1.2, "tokens_per_s": 700, "step_s": 1, "peak_rss_mb": 500},
-        {"name": "trl-dpo", "description": "", "kind": "pair", "examples_per_s": 1.0, "tokens_per_s": 300, "step_s": 1, "peak_rss_mb": 900},
-        {"name": "floor", "description": "", "kind": "pair", "examples_per_s": 2.0, "tokens_per_s": 600, "step_s": 1, "peak_rss_mb": 800},
+        {
+            "name": "ifpo-dpo",
+            "description": "",
+            "kind": "pair",
+            "examples_per_s": 3.0,
+            "tokens_per_s": 900,
+            "step_s": 1,
+            "peak_rss_mb": 500,
+        },
+        {
+            "name": "ifpo-iopo",
+            "description": "",
+            "kind": "quad",
+            "examples_per_s": 1.2,
+            "tokens_per_s": 700,
+            "step_s": 1,
+            "peak_rss_mb": 500,
+        },
+        {
+            "name": "trl-dpo",
+            "description": "",
+            "kind": "pair",
+            "examples_per_s": 1.0,
+            "tokens_per_s": 300,
+            "step_s": 1,
+            "peak_rss_mb": 900,
+        },
+        {
+            "name": "floor",
+            "description": "",
+            "kind": "pair",
+            "examples_per_s": 2.0,
+            "tokens_per_s": 600,
+            "step_s": 1,
+            "peak_rss_mb": 800,
+        },
     ]
     table = steps_table(rows, batch=8, warmup=1, steps=1)
     assert "DPO / TRL                      3.00  (target >= 2.5: met)" in table
@@ -71,15 +105,34 @@ def test_bench_table_ratios():
 def test_gpu_bench_refuses_cleanly_without_cuda():
     if torch.cuda.is_available():
         return
-    proc = subprocess.run([sys.executable, "-m", "ifpo.bench", "gpu"], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ifpo.bench", "gpu"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 2
     assert "needs a CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_gpu_bench_code_path_runs_tiny_on_cpu():
     proc = subprocess.run(
-        [sys.executable, "-m", "ifpo.bench", "gpu", "--cpu-smoke", "--batch", "2", "--length", "32", "--steps", "1", "--warmup", "1"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ifpo.bench",
+            "gpu",
+            "--cpu-smoke",
+            "--batch",
+            "2",
+            "--length",
+            "32",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # On the CPU only the kernels that train there (flex has no CPU backward): SDPA rows.
@@ -91,7 +144,21 @@ def test_logprob_memory_workers_measure_in_fresh_processes():
     from ifpo.bench.__main__ import run_worker
 
     def run(method):
-        return run_worker(["logprob-worker", method, "--tokens", "2048", "--hidden", "64", "--vocab", "8192", "--chunk", "128"], 120)
+        return run_worker(
+            [
+                "logprob-worker",
+                method,
+                "--tokens",
+                "2048",
+                "--hidden",
+                "64",
+                "--vocab",
+                "8192",
+                "--chunk",
+                "128",
+            ],
+            120,
+        )
 
     chunked, naive = run("chunked"), run("naive")
     assert chunked["checksum"] == pytest.approx(naive["checksum"], rel=1e-5)

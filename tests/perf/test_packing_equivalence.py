@@ -12,11 +12,25 @@ from ifpo.training.module import PreferenceModule
 from tests.hydra_helpers import ROOT
 
 ASSETS = ROOT / "src" / "ifpo" / "assets"
-MODEL = {"name_or_path": None, "config": str(ASSETS / "tiny_llama"), "tokenizer": str(ASSETS / "tiny_tokenizer"),
-         "dtype": "float32", "attn_implementation": "sdpa", "gradient_checkpointing": False,
-         "logprob_chunk_size": 37, "trust_remote_code": False}
-OPTIM = {"lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8, "scheduler": "constant_with_warmup",
-         "warmup_ratio": 0.0, "min_lr_ratio": 0.0}
+MODEL = {
+    "name_or_path": None,
+    "config": str(ASSETS / "tiny_llama"),
+    "tokenizer": str(ASSETS / "tiny_tokenizer"),
+    "dtype": "float32",
+    "attn_implementation": "sdpa",
+    "gradient_checkpointing": False,
+    "logprob_chunk_size": 37,
+    "trust_remote_code": False,
+}
+OPTIM = {
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "betas": [0.9, 0.999],
+    "eps": 1e-8,
+    "scheduler": "constant_with_warmup",
+    "warmup_ratio": 0.0,
+    "min_lr_ratio": 0.0,
+}
 LOSSES = {
     "sft": {"name": "sft"},
     "dpo": {"name": "dpo", "beta": 0.1},
@@ -27,7 +41,9 @@ LAYOUTS = [pytest.param(True, id="prefix_sharing"), pytest.param(False, id="pack
 
 
 def _ids(generator, low, high):
-    return torch.randint(3, 1000, (int(torch.randint(low, high, (1,), generator=generator)),), generator=generator).tolist()
+    return torch.randint(
+        3, 1000, (int(torch.randint(low, high, (1,), generator=generator)),), generator=generator
+    ).tolist()
 
 
 def make_examples(kind, n=3, seed=0, longest_response=9):
@@ -43,7 +59,12 @@ def make_examples(kind, n=3, seed=0, longest_response=9):
         if kind == "pair":
             ex = {"prompt_ids": _ids(g, 5, 40), "chosen_ids": _ids(g, 1, r), "rejected_ids": _ids(g, 2, r)}
         else:
-            ex = {"x1_ids": _ids(g, 5, 40), "x2_ids": _ids(g, 5, 40), "y1_ids": _ids(g, 1, r), "y2_ids": _ids(g, 2, r)}
+            ex = {
+                "x1_ids": _ids(g, 5, 40),
+                "x2_ids": _ids(g, 5, 40),
+                "y1_ids": _ids(g, 1, r),
+                "y2_ids": _ids(g, 2, r),
+            }
         ex["margin"] = float(i + 1)
         examples.append(ex)
     examples[0]["chosen_ids" if kind == "pair" else "y1_ids"] = [7]
@@ -65,12 +86,16 @@ def make_module(loss, with_reference=True, **model):
 def batches(loss, prefix_sharing, n=3, longest_response=9):
     head = get_loss_head(**LOSSES[loss])
     examples = make_examples(head.record_kind, n, longest_response=longest_response)
-    return (PreferenceCollator(head.roles, pad_token_id=2)(examples),
-            PackedPreferenceCollator(head.roles, prefix_sharing=prefix_sharing)(examples))
+    return (
+        PreferenceCollator(head.roles, pad_token_id=2)(examples),
+        PackedPreferenceCollator(head.roles, prefix_sharing=prefix_sharing)(examples),
+    )
 
 
 @pytest.mark.parametrize("prefix_sharing", LAYOUTS)
-@pytest.mark.parametrize("loss,with_reference", [("sft", False), ("dpo", True), ("rpo", True), ("iopo", True), ("dpo", False)])
+@pytest.mark.parametrize(
+    "loss,with_reference", [("sft", False), ("dpo", True), ("rpo", True), ("iopo", True), ("dpo", False)]
+)
 def test_packed_logps_and_loss_match_padded(loss, with_reference, prefix_sharing):
     module = make_module(loss, with_reference=with_reference or loss != "sft")
     padded, packed = batches(loss, prefix_sharing)
@@ -87,7 +112,9 @@ def test_packed_logps_and_loss_match_padded(loss, with_reference, prefix_sharing
         if loss != "sft":
             assert torch.allclose(got.reference[role], expected.reference[role], rtol=0, atol=1e-5), role
             assert (got.reward(role).abs() > 1e-3).any()  # the comparison is not trivially 0 == 0
-    assert module.head(got, packed).loss.item() == pytest.approx(module.head(expected, padded).loss.item(), abs=1e-6)
+    assert module.head(got, packed).loss.item() == pytest.approx(
+        module.head(expected, padded).loss.item(), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("prefix_sharing", LAYOUTS)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ifpo.models import segment_kernels as sk
+from ifpo.models.forward import role_logps
 from ifpo.models.packing import SegmentLayout
-from ifpo.training.module import role_logps
 from tests.perf.test_model_families import ROLES, build, examples, flat, layouts, naive_logps
 from tests.perf.test_packing_equivalence import LOSSES, batches, make_module
 
@@ -76,7 +76,9 @@ def test_bucket_lengths_bound_recompiles():
 @pytest.fixture(scope="module")
 def modules():
     """One tiny-Llama module per head, built once (the flex graphs compile once for all tests)."""
-    return {loss: make_module(loss, with_reference=loss != "sft", segment_attention="flex") for loss in LOSSES}
+    return {
+        loss: make_module(loss, with_reference=loss != "sft", segment_attention="flex") for loss in LOSSES
+    }
 
 
 @pytest.mark.parametrize("prefix_sharing", [True, False], ids=["prefix_sharing", "packing_only"])
@@ -90,7 +92,9 @@ def test_flex_forward_matches_padded_for_every_head(modules, loss, prefix_sharin
         assert torch.allclose(got.policy[role], expected.policy[role], rtol=0, atol=1e-5), role
         if loss != "sft":
             assert torch.allclose(got.reference[role], expected.reference[role], rtol=0, atol=1e-5), role
-    assert module.head(got, packed).loss.item() == pytest.approx(module.head(expected, padded).loss.item(), abs=1e-6)
+    assert module.head(got, packed).loss.item() == pytest.approx(
+        module.head(expected, padded).loss.item(), abs=1e-6
+    )
 
 
 def test_flex_really_runs_and_does_not_recompile_per_batch(modules, monkeypatch):
@@ -104,7 +108,9 @@ def test_flex_really_runs_and_does_not_recompile_per_batch(modules, monkeypatch)
         module.compute_logps(batches("dpo", True)[1])  # compiles (or reuses) this bucket
         graphs = counters["stats"]["unique_graphs"]
         packed = batches("dpo", True, longest_response=5)[1]  # another layout, same bucket
-        assert sk.bucket_length(packed["input_ids"].shape[1]) == sk.bucket_length(batches("dpo", True)[1]["input_ids"].shape[1])
+        assert sk.bucket_length(packed["input_ids"].shape[1]) == sk.bucket_length(
+            batches("dpo", True)[1]["input_ids"].shape[1]
+        )
         module.compute_logps(packed)
     assert calls  # the flex kernel served these no-grad calls
     assert counters["stats"]["unique_graphs"] == graphs
@@ -140,7 +146,9 @@ def test_flex_block_mask_skips_blocks_across_segments():
     """Segments of 300 tokens: most 128-token block pairs hold no allowed entry and are not visited."""
     from ifpo.data.packed_collate import PackedPreferenceCollator
 
-    ex = [{"prompt_ids": list(range(3, 203)), "chosen_ids": [5] * 50, "rejected_ids": [6] * 50, "margin": 1.0}] * 8
+    ex = [
+        {"prompt_ids": list(range(3, 203)), "chosen_ids": [5] * 50, "rejected_ids": [6] * 50, "margin": 1.0}
+    ] * 8
     layout = SegmentLayout.from_batch(PackedPreferenceCollator(ROLES, True)(ex), "flex")
     length = sk.bucket_length(8 * 300)
     mask = sk.row_block_mask(layout, None, length)
@@ -156,7 +164,9 @@ def test_flex_block_mask_skips_blocks_across_segments():
 # -- CUDA-only: gradients through flex, flash-attn varlen -----------------------------------
 
 
-@pytest.mark.skipif(not CUDA, reason="flex_attention backward needs CUDA (torch's CPU build has no flex backward)")
+@pytest.mark.skipif(
+    not CUDA, reason="flex_attention backward needs CUDA (torch's CPU build has no flex backward)"
+)
 @pytest.mark.parametrize("family", ["gemma2", "mistral"])
 def test_flex_gradients_match_padded_on_cuda(family):
     model = build(family).cuda()
@@ -173,12 +183,16 @@ def test_flex_gradients_match_padded_on_cuda(family):
             assert torch.allclose(grads[name][param], grad, rtol=1e-4, atol=1e-5), (name, param)
 
 
-@pytest.mark.skipif(not (CUDA and sk.flash_available()), reason="flash-attn varlen needs CUDA and the flash_attn package")
+@pytest.mark.skipif(
+    not (CUDA and sk.flash_available()), reason="flash-attn varlen needs CUDA and the flash_attn package"
+)
 def test_flash_varlen_matches_padded():
     model = build("mistral").cuda().to(torch.bfloat16)
     exs = examples()
-    batches_ = {k: {n: v.cuda() if isinstance(v, torch.Tensor) else v for n, v in b.items()}
-                for k, b in layouts(exs).items()}
+    batches_ = {
+        k: {n: v.cuda() if isinstance(v, torch.Tensor) else v for n, v in b.items()}
+        for k, b in layouts(exs).items()
+    }
     calls = []
     real = sk.flash_varlen
     sk.flash_varlen = lambda *a, **k: calls.append(1) or real(*a, **k)
@@ -216,14 +230,30 @@ def test_measure_picks_the_faster_kernel_and_logs_it(caplog):
     assert "segment attention on cpu: flex" in caplog.text and "sdpa" in caplog.text
 
 
-def _fake_flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p=0.0, softmax_scale=None, causal=False,
-                       window_size=(-1, -1), softcap=0.0):
+def _fake_flash_varlen(
+    q,
+    k,
+    v,
+    cu_q,
+    cu_k,
+    max_q,
+    max_k,
+    dropout_p=0.0,
+    softmax_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    softcap=0.0,
+):
     """flash-attn's documented semantics on [T, H, D] (causal, left window, soft-cap, GQA), in plain torch."""
     assert causal and torch.equal(cu_q, cu_k) and cu_q.dtype == torch.int32 and max_q == max_k
     out = torch.empty_like(q)
     groups = q.shape[1] // k.shape[1]
     for start, stop in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
-        qs, ks, vs = q[start:stop].transpose(0, 1), k[start:stop].transpose(0, 1), v[start:stop].transpose(0, 1)
+        qs, ks, vs = (
+            q[start:stop].transpose(0, 1),
+            k[start:stop].transpose(0, 1),
+            v[start:stop].transpose(0, 1),
+        )
         ks, vs = ks.repeat_interleave(groups, 0), vs.repeat_interleave(groups, 0)
         scores = qs @ ks.transpose(-1, -2) * softmax_scale
         if softcap:
@@ -232,20 +262,30 @@ def _fake_flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p=0.0, softmax
         allowed = i[None, :] <= i[:, None]
         if window_size[0] >= 0:
             allowed &= i[:, None] - i[None, :] <= window_size[0]
-        out[start:stop] = (torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1) @ vs).transpose(0, 1)
+        out[start:stop] = (torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1) @ vs).transpose(
+            0, 1
+        )
     return out
 
 
 @pytest.mark.parametrize("family", ["gemma2", "mistral"])
 def test_flash_varlen_call_is_wired_to_the_layout(family, monkeypatch):
-    """Without flash-attn here: a stand-in with flash's documented semantics checks cu_seqlens, window, soft-cap."""
+    """Without flash-attn here: a stand-in with flash's documented semantics checks cu_seqlens, window,
+    soft-cap."""
     import sys
     import types
 
-    monkeypatch.setitem(sys.modules, "flash_attn", types.SimpleNamespace(flash_attn_varlen_func=_fake_flash_varlen))
+    monkeypatch.setitem(
+        sys.modules, "flash_attn", types.SimpleNamespace(flash_attn_varlen_func=_fake_flash_varlen)
+    )
     monkeypatch.setattr(sk, "flash_available", lambda: True)
-    monkeypatch.setattr(sk, "choose_kernel", lambda requested, device, dtype, grad, shares, flash: (
-        "flash_varlen" if flash and not shares else "sdpa"))
+    monkeypatch.setattr(
+        sk,
+        "choose_kernel",
+        lambda requested, device, dtype, grad, shares, flash: (
+            "flash_varlen" if flash and not shares else "sdpa"
+        ),
+    )
     model = build(family)
     exs = examples()
     with torch.no_grad():

@@ -16,8 +16,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ifpo.eval.generation import GenerationSettings, HFGenerator
 from ifpo.eval.runner import evaluate
+from ifpo.models.generation import GenerationSettings, HFGenerator
 from ifpo.models.loading import eos_token_ids, folder_eos_token_ids
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
@@ -31,10 +31,27 @@ LENGTH_FREE = {"punctuation:no_comma", "change_case:english_lowercase", "change_
 def test_lora_export_reloads_with_identical_logits(tmp_path, smollm2_cfg, record_files):
     cfg = compose_config(
         "train",
-        ["model=smollm2_135m", "loss=dpo", "peft=lora", "peft.r=8", "peft.alpha=16", "peft.dropout=0.0",
-         "ref.mode=adapter", "data=files", f"data.train_files=[{record_files['pair']}]", "data.batch_size=1",
-         "data.max_length=64", "data.max_prompt_length=48", "data.num_workers=0", "trainer.max_steps=1",
-         "optim.lr=1e-3", "optim.warmup_ratio=0.0", "~callbacks", "~logger", "+trainer.enable_checkpointing=false"],
+        [
+            "model=smollm2_135m",
+            "loss=dpo",
+            "peft=lora",
+            "peft.r=8",
+            "peft.alpha=16",
+            "peft.dropout=0.0",
+            "ref.mode=adapter",
+            "data=files",
+            f"data.train_files=[{record_files['pair']}]",
+            "data.batch_size=1",
+            "data.max_length=64",
+            "data.max_prompt_length=48",
+            "data.num_workers=0",
+            "trainer.max_steps=1",
+            "optim.lr=1e-3",
+            "optim.warmup_ratio=0.0",
+            "~callbacks",
+            "~logger",
+            "+trainer.enable_checkpointing=false",
+        ],
         output_dir=tmp_path,
     )
     module, datamodule, trainer = build(cfg)
@@ -44,15 +61,26 @@ def test_lora_export_reloads_with_identical_logits(tmp_path, smollm2_cfg, record
     ckpt = tmp_path / "lora.ckpt"
     trainer.save_checkpoint(ckpt)
     out = tmp_path / "hf"
-    proc = subprocess.run([sys.executable, "-m", "ifpo.scale.export", str(ckpt), str(out)], check=False, cwd=ROOT,
-                          env={**os.environ, "IFPO_ROOT": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ifpo.scale.export", str(ckpt), str(out)],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "IFPO_ROOT": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert not any("lora" in name for name in reloaded.state_dict())
     assert reloaded.generation_config.eos_token_id == [2, 0]  # the stop ids travel with the export
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Name a color."}], add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a color."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     policy = module.policy.eval()
     with torch.no_grad():
         exported = reloaded(input_ids=ids).logits
@@ -75,7 +103,8 @@ def test_greedy_answer_stops_on_an_eos_id(smollm2, smollm2_cfg):
     try:
         settings = GenerationSettings(max_new_tokens=48, show_progress=False)
         [answer] = HFGenerator(model, tokenizer, settings).generate(
-            [[{"role": "user", "content": "What is the capital of France? Answer with one word."}]])
+            [[{"role": "user", "content": "What is the capital of France? Answer with one word."}]]
+        )
     finally:
         handle.remove()
     assert "paris" in answer.lower()
@@ -92,8 +121,14 @@ def test_greedy_generation_scored_by_the_ifeval_checkers(tmp_path, smollm2_cfg):
     data.write_text("".join(json.dumps(r) + "\n" for r in picked))
     cfg = compose_config(
         "eval",
-        ["+eval=ifeval", "model=smollm2_135m", f"eval.data={data}", "eval.generation.max_new_tokens=24",
-         "eval.generation.show_progress=false", "eval.chart=false"],
+        [
+            "+eval=ifeval",
+            "model=smollm2_135m",
+            f"eval.data={data}",
+            "eval.generation.max_new_tokens=24",
+            "eval.generation.show_progress=false",
+            "eval.chart=false",
+        ],
         output_dir=tmp_path / "run",
     )
     result = evaluate(cfg)
@@ -104,8 +139,11 @@ def test_greedy_generation_scored_by_the_ifeval_checkers(tmp_path, smollm2_cfg):
     for example in examples:  # the checkers' verdicts, recomputed from their definitions
         for kind, verdict in zip(example["instruction_id_list"], example["follow_instruction_list_strict"]):
             text = example["response"]
-            expected = {"punctuation:no_comma": "," not in text, "change_case:english_lowercase": text == text.lower(),
-                        "change_case:english_capital": text == text.upper()}[kind]
+            expected = {
+                "punctuation:no_comma": "," not in text,
+                "change_case:english_lowercase": text == text.lower(),
+                "change_case:english_capital": text == text.upper(),
+            }[kind]
             assert verdict == expected, (kind, text)
             checked += 1
     assert checked >= 3

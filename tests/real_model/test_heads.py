@@ -22,15 +22,27 @@ CASES = [
 STEPS = 3
 
 
-@pytest.mark.parametrize("head,peft,packing", CASES, ids=[f"{h}-{p}-{'packed' if k else 'padded'}" for h, p, k in CASES])
+@pytest.mark.parametrize(
+    "head,peft,packing", CASES, ids=[f"{h}-{p}-{'packed' if k else 'padded'}" for h, p, k in CASES]
+)
 def test_head_trains_the_real_model(tmp_path, smollm2_cfg, record_files, head, peft, packing):
     kind = "quad" if head == "iopo" else "pair"
     lora = peft == "lora"
     cfg = compose_config(
         "train",
-        ["model=smollm2_135m", f"loss={head}", f"peft={peft}", "data=files", f"data.train_files=[{record_files[kind]}]",
-         "data.batch_size=2", f"data.packing={packing}", "data.max_length=64", "data.max_prompt_length=48",
-         "data.num_workers=0", "data.shuffle=false"]
+        [
+            "model=smollm2_135m",
+            f"loss={head}",
+            f"peft={peft}",
+            "data=files",
+            f"data.train_files=[{record_files[kind]}]",
+            "data.batch_size=2",
+            f"data.packing={packing}",
+            "data.max_length=64",
+            "data.max_prompt_length=48",
+            "data.num_workers=0",
+            "data.shuffle=false",
+        ]
         + (["peft.r=8", "peft.alpha=16", "peft.dropout=0.0", "ref.mode=adapter"] if lora else []),
         output_dir=tmp_path,
     )

@@ -10,7 +10,7 @@ from ifpo.data.packed_collate import PackedPreferenceCollator
 from ifpo.data.records import validate_record
 from ifpo.data.tokenize import ROLE_FIELDS, TokenizeSettings, tokenize_record
 from ifpo.losses import get_loss_head
-from ifpo.training.module import role_logps
+from ifpo.models.forward import role_logps
 from tests.real_model.conftest import PAIRS, QUADS
 
 _NAIVE: dict[tuple[int, ...], float] = {}  # one naive forward per sequence, shared by the layouts
@@ -37,11 +37,17 @@ def test_training_logps_equal_a_naive_forward(smollm2, head, layout):
     model, tokenizer = smollm2
     kind, rows = ("quad", QUADS) if head == "iopo" else ("pair", PAIRS)
     settings = TokenizeSettings(max_length=96, max_prompt_length=64)
-    examples = [tokenize_record(validate_record(r, kind, "t", i), kind, tokenizer, settings) for i, r in enumerate(rows)]
+    examples = [
+        tokenize_record(validate_record(r, kind, "t", i), kind, tokenizer, settings)
+        for i, r in enumerate(rows)
+    ]
     assert all(e["keep"] for e in examples)
     roles = get_loss_head(head).roles
-    collator = (PreferenceCollator(roles, tokenizer.pad_token_id) if layout == "padded"
-                else PackedPreferenceCollator(roles, prefix_sharing=layout.endswith("shared-prefix")))
+    collator = (
+        PreferenceCollator(roles, tokenizer.pad_token_id)
+        if layout == "padded"
+        else PackedPreferenceCollator(roles, prefix_sharing=layout.endswith("shared-prefix"))
+    )
     batch = collator(examples)
     with torch.no_grad():
         logps, tokens = role_logps(model, batch, chunk_size=7)  # small chunks: the chunked path runs several

@@ -25,7 +25,9 @@ ANIMALS = ("zebra", "otter", "heron", "lynx")
 
 
 def _pairs(path: Path, prompts: list[str]) -> Path:
-    rows = [{"prompt": p, "chosen": f"A short answer about {p.split()[-1]}", "rejected": "no"} for p in prompts]
+    rows = [
+        {"prompt": p, "chosen": f"A short answer about {p.split()[-1]}", "rejected": "no"} for p in prompts
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -35,12 +37,34 @@ def sweep(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report_sweep")
     train = _pairs(tmp / "train.jsonl", [f"Write one line about topic {i}" for i in range(16)])
     val = _pairs(tmp / "val.jsonl", [f"Describe the {animal}" for animal in ANIMALS])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "IFPO_ROOT": str(ROOT)}
-    overrides = ["loss=dpo", "seed=1,2", "data=files", f"data.train_files=[{train}]", f"data.val_files=[{val}]",
-                 "debug=fast", "trainer.max_steps=2", "trainer.val_check_interval=1", "data.batch_size=2",
-                 f"paths.log_dir={tmp}", f"paths.data_dir={tmp}/data"]
-    done = subprocess.run([sys.executable, "train.py", "-m", *overrides], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+        "IFPO_ROOT": str(ROOT),
+    }
+    overrides = [
+        "loss=dpo",
+        "seed=1,2",
+        "data=files",
+        f"data.train_files=[{train}]",
+        f"data.val_files=[{val}]",
+        "debug=fast",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=1",
+        "data.batch_size=2",
+        f"paths.log_dir={tmp}",
+        f"paths.data_dir={tmp}/data",
+    ]
+    done = subprocess.run(
+        [sys.executable, "train.py", "-m", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep_dir,) = list((tmp / "train" / "multiruns").iterdir())
     return sweep_dir
@@ -59,7 +83,10 @@ def test_report_is_one_self_contained_page(sweep):
     assert f"<th>{label} (n=2)</th>" in page
     first_row = re.search(r"<tr class=\"main\"><td>([^<]+)</td>", page).group(1)
     assert first_row == data["main_metric"] == "val/rewards/accuracies"
-    runs = [json.loads((sweep / j / "metrics.json").read_text())["metrics"]["val/rewards/accuracies"] for j in "01"]
+    runs = [
+        json.loads((sweep / j / "metrics.json").read_text())["metrics"]["val/rewards/accuracies"]
+        for j in "01"
+    ]
     assert data["final"][label]["val/rewards/accuracies"]["mean"] == pytest.approx(sum(runs) / 2)
     # Samples come from the user's own validation file (its first distinct prompts), not synthetic prompts.
     (samples,) = data["samples"].values()
@@ -69,8 +96,16 @@ def test_report_is_one_self_contained_page(sweep):
 
 
 def test_curve_bands_stay_in_range_and_steps_are_integers():
-    stats = pd.DataFrame({"group": ["a"] * 3, "metric": ["val/rewards/accuracies"] * 3, "step": [1, 2, 3],
-                          "mean": [0.1, 0.9, 0.95], "std": [0.3, 0.3, 0.3], "n": [2, 2, 2]})
+    stats = pd.DataFrame(
+        {
+            "group": ["a"] * 3,
+            "metric": ["val/rewards/accuracies"] * 3,
+            "step": [1, 2, 3],
+            "mean": [0.1, 0.9, 0.95],
+            "std": [0.3, 0.3, 0.3],
+            "n": [2, 2, 2],
+        }
+    )
     fig, ax = plt.subplots()
     draw_curve(ax, stats, "val/rewards/accuracies", ["a"], {"a": "C0"})
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
@@ -82,8 +117,15 @@ def test_curve_bands_stay_in_range_and_steps_are_integers():
 
 
 def test_bar_charts_show_their_values():
-    frame = pd.DataFrame({"group": ["dpo", "rpo"], "kind": ["keywords", "keywords"], "mean": [0.25, 0.5],
-                          "std": [0.0, 0.1], "n": [1, 2]})
+    frame = pd.DataFrame(
+        {
+            "group": ["dpo", "rpo"],
+            "kind": ["keywords", "keywords"],
+            "mean": [0.25, 0.5],
+            "std": [0.0, 0.1],
+            "n": [1, 2],
+        }
+    )
     fig, ax = plt.subplots()
     draw_bars(ax, frame, "kind", (0.0, 1.0))
     assert sorted(t.get_text() for t in ax.texts) == ["0.25", "0.50"]

@@ -1,4 +1,5 @@
-"""Bad bytes and empty or fully-skipped inputs end in a located error or a counted skip (issue 15, items 7-8)."""
+"""Bad bytes and empty or fully-skipped inputs end in a located error or a counted skip (issue 15, items
+7-8)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 
 from ifpo.builders.items import load_instructions
 from ifpo.constraints.errors import ConstraintError
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
 from ifpo.importers import convert_file
 from ifpo.importers.__main__ import main as import_main
+from ifpo.io.errors import DataFormatError, SkipCounter
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 
@@ -44,7 +45,10 @@ def test_invalid_utf8_in_training_jsonl_is_located_or_skipped(tmp_path):
 
 def test_invalid_utf8_in_a_json_array_names_its_line(tmp_path):
     path = tmp_path / "train.json"
-    path.write_bytes(b'[\n{"prompt": "a", "chosen": "b", "rejected": "c"},\n{"prompt": "\xff", "chosen": "b", "rejected": "c"}\n]')
+    path.write_bytes(
+        b'[\n{"prompt": "a", "chosen": "b", "rejected": "c"},\n{"prompt": "\xff", "chosen": "b", "rejected": '
+        b'"c"}\n]'
+    )
     with pytest.raises(DataFormatError, match=r"train.json:3: field '<encoding>'"):
         load_file_records(path, "pair", "skip", SkipCounter())
 
@@ -69,7 +73,9 @@ def test_invalid_utf8_in_a_parquet_string_column_is_a_counted_row(tmp_path):
 def test_a_file_that_is_not_parquet_names_the_file(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1 this is not a parquet file")
-    with pytest.raises(DataFormatError, match=r"broken.parquet:1: field '<parquet>': not a readable Parquet file"):
+    with pytest.raises(
+        DataFormatError, match=r"broken.parquet:1: field '<parquet>': not a readable Parquet file"
+    ):
         load_file_records(path, "pair", "skip", SkipCounter())
 
 
@@ -94,7 +100,9 @@ def test_trl_importer_refuses_a_non_object_meta_inside_the_skip_handling(tmp_pat
 
 
 def test_lone_surrogate_escapes_are_refused_before_anything_is_written(tmp_path):
-    path = _jsonl(tmp_path / "trl.jsonl", b'{"prompt": "a\\ud800b", "chosen": "x", "rejected": "y"}\n', _good())
+    path = _jsonl(
+        tmp_path / "trl.jsonl", b'{"prompt": "a\\ud800b", "chosen": "x", "rejected": "y"}\n', _good()
+    )
     with pytest.raises(DataFormatError, match=r"trl.jsonl:1: field '<text>': a lone surrogate"):
         load_file_records(path, "pair", "raise", SkipCounter())
     out = tmp_path / "out.jsonl"
@@ -103,7 +111,12 @@ def test_lone_surrogate_escapes_are_refused_before_anything_is_written(tmp_path)
 
 
 def test_builder_instructions_with_invalid_utf8_are_located_or_skipped(tmp_path):
-    good = {"key": 1, "prompt": "Write a poem.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    good = {
+        "key": 1,
+        "prompt": "Write a poem.",
+        "instruction_id_list": ["punctuation:no_comma"],
+        "kwargs": [{}],
+    }
     path = _jsonl(tmp_path / "instr.jsonl", _good(good), b'{"key": 2, "prompt": "\xff"}\n')
     with pytest.raises(ConstraintError, match=r"instr.jsonl:line 2: invalid UTF-8"):
         load_instructions(path)
@@ -118,13 +131,29 @@ def test_negative_margin_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ empty / fully skipped data (item 8)
-FAST = ["debug=fast", "trainer.max_steps=1", "data=files", "data.num_workers=0", "data.batch_size=1",
-        "data.eval_batch_size=1", "data.max_length=256", "data.max_prompt_length=128"]
+FAST = [
+    "debug=fast",
+    "trainer.max_steps=1",
+    "data=files",
+    "data.num_workers=0",
+    "data.batch_size=1",
+    "data.eval_batch_size=1",
+    "data.max_length=256",
+    "data.max_prompt_length=128",
+]
 
 
 def _datamodule(tmp_path, train, val, *extra):
-    cfg = compose_config("train", [*FAST, f"data.train_files=[{train}]", f"data.val_files=[{val}]" if val else
-                                   "data.val_files=[]", *extra], output_dir=tmp_path)
+    cfg = compose_config(
+        "train",
+        [
+            *FAST,
+            f"data.train_files=[{train}]",
+            f"data.val_files=[{val}]" if val else "data.val_files=[]",
+            *extra,
+        ],
+        output_dir=tmp_path,
+    )
     module, datamodule, trainer = build(cfg)
     return module, datamodule, trainer
 
@@ -133,7 +162,9 @@ def test_an_empty_validation_file_is_refused_unless_validation_is_off(tmp_path):
     train = _jsonl(tmp_path / "train.jsonl", _good(), _good(dict(GOOD, chosen="yo")))
     val = _jsonl(tmp_path / "val.jsonl", b"\n")
     module, datamodule, trainer = _datamodule(tmp_path, train, val)
-    with pytest.raises(ValueError, match=r"no validation examples in .*val.jsonl \(no rows\).*trainer.limit_val_batches=0"):
+    with pytest.raises(
+        ValueError, match=r"no validation examples in .*val.jsonl \(no rows\).*trainer.limit_val_batches=0"
+    ):
         trainer.fit(module, datamodule=datamodule)
     module, datamodule, trainer = _datamodule(tmp_path / "off", train, val, "trainer.limit_val_batches=0")
     trainer.fit(module, datamodule=datamodule)
@@ -144,14 +175,18 @@ def test_a_fully_skipped_validation_file_says_why(tmp_path):
     train = _jsonl(tmp_path / "train.jsonl", _good())
     val = _jsonl(tmp_path / "val.jsonl", _good(dict(GOOD, rejected="hi")), BAD_UTF8)
     module, datamodule, trainer = _datamodule(tmp_path, train, val, "data.on_error=skip")
-    with pytest.raises(ValueError, match=r"2 rows skipped .*identical to chosen.*val.jsonl:1.*invalid UTF-8.*val.jsonl:2"):
+    with pytest.raises(
+        ValueError, match=r"2 rows skipped .*identical to chosen.*val.jsonl:1.*invalid UTF-8.*val.jsonl:2"
+    ):
         trainer.fit(module, datamodule=datamodule)
 
 
 def test_when_every_training_row_is_skipped_the_reasons_are_printed(tmp_path):
     train = _jsonl(tmp_path / "train.jsonl", _good(dict(GOOD, rejected="hi")), _good({"prompt": "x"}))
     _, datamodule, _ = _datamodule(tmp_path, train, None, "data.on_error=skip")
-    with pytest.raises(ValueError, match=r"no training records.*2 rows skipped.*identical to chosen.*train.jsonl:1"):
+    with pytest.raises(
+        ValueError, match=r"no training records.*2 rows skipped.*identical to chosen.*train.jsonl:1"
+    ):
         datamodule.setup("fit")
 
 

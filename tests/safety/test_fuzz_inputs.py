@@ -23,10 +23,10 @@ import pytest
 
 from ifpo.builders.items import load_instructions
 from ifpo.constraints.errors import ConstraintError
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.sources import load_file_records
 from ifpo.importers import convert_entry, convert_file
 from ifpo.importers.__main__ import main as import_main
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 SEED = 20261201
 CASES_PER_TARGET = 60
@@ -43,8 +43,27 @@ SHAREGPT = {"conversations": [{"from": "human", "value": "Write a poem."},
             "chosen": {"from": "gpt", "value": "roses"}, "rejected": {"from": "gpt", "value": "ROSES"}}
 TRL = dict(PAIR, meta={"source": "x"})
 
-SCALARS: list[Any] = [None, True, 0, -1, 3.5, 1e308, "", " ", "x", "\u0000", "\ud800", "é" * 3, [], {}, [None],
-                      [{"role": "user"}], [{"role": "wizard", "content": "x"}], {"from": "gpt"}, [[1, 2]]]
+SCALARS: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    3.5,
+    1e308,
+    "",
+    " ",
+    "x",
+    "\u0000",
+    "\ud800",
+    "é" * 3,
+    [],
+    {},
+    [None],
+    [{"role": "user"}],
+    [{"role": "wizard", "content": "x"}],
+    {"from": "gpt"},
+    [[1, 2]],
+]
 
 
 def _value(rng: random.Random) -> Any:
@@ -97,10 +116,14 @@ def _corrupt_bytes(data: bytes, rng: random.Random) -> bytes:
     kind = rng.randrange(8)
     if kind == 0 and data:
         pos = rng.randrange(len(data))
-        return data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1:]
+        return data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1 :]
     if kind == 1:
         pos = rng.randrange(len(data) + 1)
-        return data[:pos] + rng.choice([b"\xff", b"\xc3", b"\xe9", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf"]) + data[pos:]
+        return (
+            data[:pos]
+            + rng.choice([b"\xff", b"\xc3", b"\xe9", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf"])
+            + data[pos:]
+        )
     if kind == 2:
         return data[: rng.randrange(len(data) + 1)]  # truncated mid-row
     if kind == 3:
@@ -115,7 +138,9 @@ def _corrupt_bytes(data: bytes, rng: random.Random) -> bytes:
 
 
 def _jsonl_case(seed_row: dict[str, Any], rng: random.Random) -> bytes:
-    rows = [seed_row if rng.random() < 0.5 else _mutate_row(seed_row, rng) for _ in range(rng.choice([1, 3, 40]))]
+    rows = [
+        seed_row if rng.random() < 0.5 else _mutate_row(seed_row, rng) for _ in range(rng.choice([1, 3, 40]))
+    ]
     data = b"".join(_dumps(r) + b"\n" for r in rows)
     return _corrupt_bytes(data, rng) if rng.random() < 0.6 else data
 
@@ -146,7 +171,8 @@ class Tally:
         self.outcomes["loaded"] += 1
         if skip and expected_rows is not None:
             assert returned + skipped == expected_rows, (  # never a silent drop
-                f"{path}: {expected_rows} rows, {returned} returned + {skipped} skipped")
+                f"{path}: {expected_rows} rows, {returned} returned + {skipped} skipped"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -172,12 +198,16 @@ def test_training_jsonl_and_json(tmp_path, tally, kind, seed_row):
         data = _jsonl_case(seed_row, rng)
         path = _write(tmp_path, f"{kind}{case}.jsonl", data)
         for on_error in ("raise", "skip"):
+
             def run(path=path, on_error=on_error):
                 skips = SkipCounter()
                 return len(load_file_records(path, kind, on_error, skips)), skips.total
+
             tally.check(path, run, _nonblank_lines(data), on_error == "skip")
         # the same rows as one JSON array
-        rows = [seed_row if rng.random() < 0.5 else _mutate_row(seed_row, rng) for _ in range(rng.choice([1, 5]))]
+        rows = [
+            seed_row if rng.random() < 0.5 else _mutate_row(seed_row, rng) for _ in range(rng.choice([1, 5]))
+        ]
         array = b"[" + b",\n".join(_dumps(r) for r in rows) + b"]"
         array = _corrupt_bytes(array, rng) if rng.random() < 0.5 else array
         json_path = _write(tmp_path, f"{kind}{case}.json", array)
@@ -185,6 +215,7 @@ def test_training_jsonl_and_json(tmp_path, tally, kind, seed_row):
         def run_json(path=json_path):
             skips = SkipCounter()
             return len(load_file_records(path, kind, "skip", skips)), skips.total
+
         tally.check(json_path, run_json, None, True)
 
 
@@ -203,11 +234,15 @@ def _parquet_table(rng: random.Random, n: int) -> pa.Table:
     elif change == 2:  # invalid UTF-8 inside a string column (written without validation)
         raw = [b"Say \xff" if rng.random() < 0.5 else b"Say hi" for _ in range(n)]
         offsets = pa.array([sum(len(r) for r in raw[:i]) for i in range(n + 1)], pa.int32()).buffers()[1]
-        table = table.set_column(0, "prompt", pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"".join(raw))]))
+        table = table.set_column(
+            0, "prompt", pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"".join(raw))])
+        )
     elif change == 3:
         table = table.set_column(1, "chosen", pa.array([[{"role": "assistant", "content": "x"}]] * n))
     elif change == 4:
-        table = table.append_column("margin", pa.array([rng.choice([1.0, -1.0, float("nan"), None]) for _ in range(n)]))
+        table = table.append_column(
+            "margin", pa.array([rng.choice([1.0, -1.0, float("nan"), None]) for _ in range(n)])
+        )
     return table
 
 
@@ -228,29 +263,40 @@ def test_training_parquet(tmp_path, tally):
         def run(path=path):
             skips = SkipCounter()
             return len(load_file_records(path, "pair", "skip", skips)), skips.total
+
         tally.check(path, run, expected, True)
 
 
 def test_builder_instructions(tmp_path, tally):
     rng = random.Random(f"{SEED}-builder")
-    seed_rows = [INSTRUCTION, dict(INSTRUCTION, messages=[{"role": "system", "content": "S"},
-                                                          {"role": "user", "content": "Write."}]),
-                 dict(INSTRUCTION, free_text_constraints=["Mention tea."])]
+    seed_rows = [
+        INSTRUCTION,
+        dict(
+            INSTRUCTION, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "Write."}]
+        ),
+        dict(INSTRUCTION, free_text_constraints=["Mention tea."]),
+    ]
     for case in range(CASES_PER_TARGET):
         seed_row = rng.choice(seed_rows)
-        rows = [dict(seed_row, key=i) if rng.random() < 0.5 else _mutate_row(dict(seed_row, key=i), rng)
-                for i in range(rng.choice([1, 3, 30]))]
+        rows = [
+            dict(seed_row, key=i) if rng.random() < 0.5 else _mutate_row(dict(seed_row, key=i), rng)
+            for i in range(rng.choice([1, 3, 30]))
+        ]
         data = b"".join(_dumps(r) + b"\n" for r in rows)
         data = _corrupt_bytes(data, rng) if rng.random() < 0.5 else data
         path = _write(tmp_path, f"instr{case}.jsonl", data)
         for on_error in ("raise", "skip"):
+
             def run(path=path, on_error=on_error):
                 items, skipped = load_instructions(path, on_error)
                 return len(items), sum(skipped.values())
+
             tally.check(path, run, _nonblank_lines(data), on_error == "skip")
 
 
-@pytest.mark.parametrize("fmt,seed_row", [("trl", TRL), ("llamafactory", LLAMAFACTORY), ("iopo_sharegpt", SHAREGPT)])
+@pytest.mark.parametrize(
+    "fmt,seed_row", [("trl", TRL), ("llamafactory", LLAMAFACTORY), ("iopo_sharegpt", SHAREGPT)]
+)
 def test_importers(tmp_path, tally, capsys, fmt, seed_row):
     rng = random.Random(f"{SEED}-import-{fmt}")
     for case in range(CASES_PER_TARGET):
@@ -260,6 +306,7 @@ def test_importers(tmp_path, tally, capsys, fmt, seed_row):
         def run(path=path):
             records, skips = convert_file(fmt, path, "skip")
             return len(records), skips.total
+
         tally.check(path, run, _nonblank_lines(data), True)
         # the command line end to end, output file included: exit 0, or 2 with a located message
         out = tmp_path / f"{fmt}{case}.out.jsonl"
@@ -276,11 +323,29 @@ def test_importers(tmp_path, tally, capsys, fmt, seed_row):
 
 
 LF_ENTRIES = {
-    "sg": {"file_name": "sg.jsonl", "ranking": True, "formatting": "sharegpt",
-           "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "system": "system"}},
-    "al": {"file_name": "al.jsonl", "ranking": True,
-           "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected",
-                       "history": "history", "system": "system"}},
+    "sg": {
+        "file_name": "sg.jsonl",
+        "ranking": True,
+        "formatting": "sharegpt",
+        "columns": {
+            "messages": "conversations",
+            "chosen": "chosen",
+            "rejected": "rejected",
+            "system": "system",
+        },
+    },
+    "al": {
+        "file_name": "al.jsonl",
+        "ranking": True,
+        "columns": {
+            "prompt": "instruction",
+            "query": "input",
+            "chosen": "chosen",
+            "rejected": "rejected",
+            "history": "history",
+            "system": "system",
+        },
+    },
 }
 
 
@@ -297,4 +362,5 @@ def test_llamafactory_dataset_info_entries(tmp_path, tally, name, seed_row):
         def run(path=path):
             records, skips = convert_entry(info, name, "skip")
             return len(records), skips.total
+
         tally.check(path, run, _nonblank_lines(data), True)

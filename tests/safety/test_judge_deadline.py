@@ -31,7 +31,9 @@ class _Trickle(socketserver.BaseRequestHandler):
         while len(body) < length:
             body += conn.recv(4096)
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": "x" * 200}}]}).encode()
-        headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload)
+        headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+            payload
+        )
         stream = (headers + payload) if self.server.mode == "headers" else payload  # type: ignore[attr-defined]
         if self.server.mode == "body":  # type: ignore[attr-defined]
             conn.sendall(headers)
@@ -39,7 +41,7 @@ class _Trickle(socketserver.BaseRequestHandler):
             for i in range(TRICKLE_S):
                 if self.server.stop.is_set():  # type: ignore[attr-defined]
                     return
-                conn.sendall(stream[i:i + 1])
+                conn.sendall(stream[i : i + 1])
                 time.sleep(1.0)
         except OSError:
             return  # the client hung up: what the deadline should make it do
@@ -53,7 +55,9 @@ class TrickleServer(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Trickle)
         self.mode, self.stop = mode, threading.Event()
         self.attempts = 0
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def process_request(self, request, client_address) -> None:
         self.attempts += 1
@@ -74,8 +78,15 @@ class TrickleServer(socketserver.ThreadingTCPServer):
 
 
 def _client(server: TrickleServer, **fields) -> JudgeClient:
-    config = JudgeConfig(base_url=server.base_url, model="m", api_key_env="IFPO_TEST_NO_KEY", cache_dir=None,
-                         backoff_s=0.01, max_backoff_s=0.01, **fields)
+    config = JudgeConfig(
+        base_url=server.base_url,
+        model="m",
+        api_key_env="IFPO_TEST_NO_KEY",
+        cache_dir=None,
+        backoff_s=0.01,
+        max_backoff_s=0.01,
+        **fields,
+    )
     return JudgeClient(config, show_progress=False)
 
 
@@ -91,7 +102,10 @@ def test_one_attempt_ends_near_timeout_s_against_a_trickling_server(mode):
 
 
 def test_item_deadline_bounds_all_attempts_together():
-    with TrickleServer("body") as server, _client(server, timeout_s=1.0, max_retries=20, item_deadline_s=2.5) as client:
+    with (
+        TrickleServer("body") as server,
+        _client(server, timeout_s=1.0, max_retries=20, item_deadline_s=2.5) as client,
+    ):
         started = time.monotonic()
         with pytest.raises(JudgeError) as err:
             client.chat([{"role": "user", "content": "hi"}])

@@ -41,12 +41,22 @@ def test_the_judge_message_names_its_environment_variable():
 
 
 def test_only_secret_names_are_matched():
-    overrides = ["+judge.api_key=x", "judge.api_key_env=MY_KEY", "+hf.token=y", "model.tokenizer=z",
-                 "eval.generation.max_new_tokens=8", "+db.password=p", "+x.client_secret=s", "data.pad_token=q"]
+    overrides = [
+        "+judge.api_key=x",
+        "judge.api_key_env=MY_KEY",
+        "+hf.token=y",
+        "model.tokenizer=z",
+        "eval.generation.max_new_tokens=8",
+        "+db.password=p",
+        "+x.client_secret=s",
+        "data.pad_token=q",
+    ]
     assert secret_overrides(overrides) == ["+judge.api_key", "+hf.token", "+db.password", "+x.client_secret"]
 
 
 def test_judge_config_from_a_node_refuses_unknown_keys():
-    with pytest.raises(ValueError, match=r"judge has no option judge.api_key \(put the key itself in the environment"):
+    with pytest.raises(
+        ValueError, match=r"judge has no option judge.api_key \(put the key itself in the environment"
+    ):
         JudgeConfig.from_mapping({"model": "m", "api_key": "sk-1"})
     assert JudgeConfig.from_mapping({"model": "m", "timeout_s": 3}).timeout_s == 3

@@ -55,15 +55,27 @@ def test_every_shipped_loss_config_passes_its_schema(name):
 
 def test_train_py_refuses_a_misspelled_loss_key_before_training(tmp_path):
     done = subprocess.run(
-        [sys.executable, "train.py", "+loss.bta=0.2", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "train.py",
+            "+loss.bta=0.2",
+            f"paths.output_dir={tmp_path}",
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode != 0
     assert "has no option loss.bta" in done.stderr
     assert not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("[!_]*.yaml")))
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("[!_]*.yaml"))
+)
 def test_every_shipped_experiment_passes_its_loss_schema(experiment):
     cfg = compose_config("train", [f"+experiment={experiment}"])
     assert validate_loss_config(cfg.loss).name == cfg.loss.name

@@ -23,9 +23,17 @@ KILLS_AFTER_STEP = (2, 5)  # two kills: any number of kills keeps one continuous
 
 
 def _overrides(log_dir, data_dir, run_name, *extra):
-    return [*TINY, f"trainer.max_steps={STEPS}", "trainer.val_check_interval=4", "trainer.log_every_n_steps=1",
-            "callbacks.resume_checkpoint.every_n_train_steps=2", f"paths.log_dir={log_dir}",
-            f"data.synthetic.output_dir={data_dir}", f"run_name={run_name}", *extra]
+    return [
+        *TINY,
+        f"trainer.max_steps={STEPS}",
+        "trainer.val_check_interval=4",
+        "trainer.log_every_n_steps=1",
+        "callbacks.resume_checkpoint.every_n_train_steps=2",
+        f"paths.log_dir={log_dir}",
+        f"data.synthetic.output_dir={data_dir}",
+        f"run_name={run_name}",
+        *extra,
+    ]
 
 
 def _env():
@@ -55,14 +63,20 @@ def _csv_steps(run_dir) -> list[int]:
 def _ckpt_step(run_dir) -> int:
     last = run_dir / "checkpoints" / "last.ckpt"
     try:
-        return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"]) if last.exists() else -1
+        return (
+            int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+            if last.exists()
+            else -1
+        )
     except Exception:  # noqa: BLE001  (file still being written)
         return -1
 
 
 def _kill_after(command, run_dir, min_step) -> None:
     """Start the run; SIGKILL it once a checkpoint >= min_step exists and rows past it are on disk."""
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 240
     try:
         while True:
@@ -79,8 +93,15 @@ def _kill_after(command, run_dir, min_step) -> None:
 
 def test_metrics_csv_survives_two_sigkills_and_resumes(tmp_path, shared_data_dir):
     data_dir = shared_data_dir / "synthetic_history"
-    straight = subprocess.run(train_command(_overrides(tmp_path, data_dir, "straight")), cwd=ROOT, env=_env(),
-                              capture_output=True, text=True, timeout=300, check=False)
+    straight = subprocess.run(
+        train_command(_overrides(tmp_path, data_dir, "straight")),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     slow = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.4"]
@@ -89,7 +110,9 @@ def test_metrics_csv_survives_two_sigkills_and_resumes(tmp_path, shared_data_dir
     for min_step in KILLS_AFTER_STEP:
         _kill_after(command, run_dir, min_step)
         assert _csv_steps(run_dir), "the killed run left no metrics"
-    resumed = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    resumed = subprocess.run(
+        command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resume=auto: continuing from" in resumed.stdout + resumed.stderr
 
@@ -97,6 +120,10 @@ def test_metrics_csv_survives_two_sigkills_and_resumes(tmp_path, shared_data_dir
     assert set(got) == set(expected)
     assert [s for s, _ in expected["train/loss"]] == list(range(STEPS))  # the reference logs every step
     for metric, series in expected.items():
-        assert [s for s, _ in got[metric]] == [s for s, _ in series], metric  # same steps, once each, in order
+        assert [s for s, _ in got[metric]] == [s for s, _ in series], (
+            metric
+        )  # same steps, once each, in order
     for metric in ("train/loss", "val/loss"):
-        assert [v for _, v in got[metric]] == pytest.approx([v for _, v in expected[metric]], rel=1e-4, abs=1e-6)
+        assert [v for _, v in got[metric]] == pytest.approx(
+            [v for _, v in expected[metric]], rel=1e-4, abs=1e-6
+        )

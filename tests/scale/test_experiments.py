@@ -98,15 +98,23 @@ def test_paper_global_batch_divides_the_experiment_cluster(name):
     base = name.removesuffix("_full").removesuffix("_lora")
     expected = PAPER_BATCH.get(base, PAPER_BATCH.get(name))
     assert (cfg.data.global_batch_size, cfg.data.batch_size) == expected
-    steps = accumulation_steps(cfg.data.global_batch_size, cfg.data.batch_size, cfg.trainer.num_nodes, cfg.trainer.devices)
-    assert steps * cfg.trainer.num_nodes * cfg.trainer.devices * cfg.data.batch_size == cfg.data.global_batch_size
+    steps = accumulation_steps(
+        cfg.data.global_batch_size, cfg.data.batch_size, cfg.trainer.num_nodes, cfg.trainer.devices
+    )
+    assert (
+        steps * cfg.trainer.num_nodes * cfg.trainer.devices * cfg.data.batch_size
+        == cfg.data.global_batch_size
+    )
 
 
 def test_accumulation_follows_the_cluster_shape_and_refuses_what_does_not_divide():
     assert accumulation_steps(1024, 2, 1, 8) == 64  # RPO 8B on its 8 GPUs
     assert accumulation_steps(1024, 2, 2, 8) == 32  # twice the GPUs, same examples per step
     assert accumulation_steps(512, 1, 4, 8) == 16
-    with pytest.raises(ValueError, match=r"global_batch_size=64 .*trainer.num_nodes=3 x devices per node=8 x data.batch_size=1 = 24"):
+    with pytest.raises(
+        ValueError,
+        match=r"global_batch_size=64 .*trainer.num_nodes=3 x devices per node=8 x data.batch_size=1 = 24",
+    ):
         accumulation_steps(64, 1, 3, 8)
 
 
@@ -136,7 +144,9 @@ def test_slurm_memory_is_the_planner_host_ram(name):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
-            "train", normalize_overrides([f"experiment={name}", "hydra/launcher=slurm"]), return_hydra_config=True
+            "train",
+            normalize_overrides([f"experiment={name}", "hydra/launcher=slurm"]),
+            return_hydra_config=True,
         )
     result = plan(arch_from_model_cfg(cfg.model), plan_settings(cfg))
     assert cfg.cluster.mem_gb == result.slurm_mem_gb == cfg.hydra.launcher.mem_gb
@@ -152,5 +162,7 @@ def test_flash_attn_is_the_optional_gpu_extra_in_both_environments():
     assert gpu == ["flash-attn>=2.6"]
     env = (ROOT / "environment.yml").read_text()
     assert 'pip install --no-build-isolation "flash-attn>=2.6"' in env  # the conda route names the same spec
-    assert "flash-attn" not in (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]
+    assert (
+        "flash-attn" not in (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]
+    )
     assert attn_choice.INSTALL_HINT.startswith('pip install --no-build-isolation "flash-attn>=2.6"')

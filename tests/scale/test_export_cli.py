@@ -28,7 +28,10 @@ def _logits(model: torch.nn.Module) -> torch.Tensor:
 
 def test_exported_folder_reproduces_the_trained_policy(tmp_path, shared_data_dir):
     cfg = compose_config(
-        "train", ["debug=fast", "trainer.max_steps=1", "data.batch_size=2"], output_dir=tmp_path / "run", data_dir=shared_data_dir
+        "train",
+        ["debug=fast", "trainer.max_steps=1", "data.batch_size=2"],
+        output_dir=tmp_path / "run",
+        data_dir=shared_data_dir,
     )
     train(cfg)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -44,7 +47,8 @@ def test_exported_folder_reproduces_the_trained_policy(tmp_path, shared_data_dir
 
 def test_lora_checkpoint_exports_merged_with_the_trained_logits(tmp_path, shared_data_dir):
     cfg = compose_config(
-        "train", ["debug=fast", "trainer.max_steps=2", "data.batch_size=2", "trainer.limit_val_batches=0", *LORA],
+        "train", ["debug=fast", "trainer.max_steps=2", "data.batch_size=2", "trainer.limit_val_batches=0",
+        *LORA],
         output_dir=tmp_path / "run", data_dir=shared_data_dir,
     )  # fmt: skip
     module, datamodule, trainer = build(cfg)
@@ -56,7 +60,8 @@ def test_lora_checkpoint_exports_merged_with_the_trained_logits(tmp_path, shared
 
     # The real command, in a fresh process.
     done = subprocess.run(
-        [sys.executable, "-m", "ifpo.scale.export", str(tmp_path / "run/checkpoints/last.ckpt"), str(tmp_path / "hf")],
+        [sys.executable, "-m", "ifpo.scale.export", str(tmp_path / "run/checkpoints/last.ckpt"),
+        str(tmp_path / "hf")],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -101,8 +106,8 @@ def test_lora_export_of_a_tied_embedding_model_keeps_the_head(tmp_path):
     to see the meta skeleton's untied head, set tie_word_embeddings=False and drop lm_head.weight)."""
     from transformers import LlamaConfig
 
-    from ifpo.scale.export import export_hf
-    from ifpo.scale.lora import apply_lora
+    from ifpo.models.export import export_hf
+    from ifpo.models.lora import apply_lora
 
     config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)

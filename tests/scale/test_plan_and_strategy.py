@@ -7,9 +7,8 @@ import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from ifpo.scale import gpu_check
-from ifpo.scale.plan_cli import plan_settings
-from ifpo.scale.strategy import GPUUnavailable, build_strategy, optimizer_class, require_cuda
-from ifpo.training.pipeline import train
+from ifpo.scale.plan_cli import plan_or_train, plan_settings
+from ifpo.training.strategy import GPUUnavailable, build_strategy, optimizer_class, require_cuda
 from tests.hydra_helpers import ROOT, compose_config
 
 EXPERIMENTS = sorted(
@@ -19,7 +18,7 @@ EXPERIMENTS = sorted(
 
 def test_plan_true_prints_the_table_and_trains_nothing(tmp_path, capsys):
     cfg = compose_config("train", ["experiment=rpo_70b", "plan=true"], output_dir=tmp_path)
-    figures = train(cfg)
+    figures = plan_or_train(cfg)
     out = capsys.readouterr().out
     assert "llama-3.1-70b" in out and "ZeRO-3" in out and "smallest cluster: 1 node(s)" in out
     assert figures["plan/fits"] == 1.0 and 10 < figures["plan/total_gib"] < 80

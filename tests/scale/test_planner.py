@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ifpo.scale.architectures import LLAMA_3_1_8B, LLAMA_3_1_70B, PRESETS, QWEN2_7B, ArchSpec, get_arch
+from ifpo.models.architectures import LLAMA_3_1_8B, LLAMA_3_1_70B, PRESETS, QWEN2_7B, ArchSpec, get_arch
 from ifpo.scale.planner import (
     GIB,
     PlanSettings,
@@ -33,7 +33,8 @@ TOY_LORA_R2 = 2 * (64 + 48 + 48 + 64 + 112 + 112 + 112)
 def toy_settings(**overrides) -> PlanSettings:
     base = {
         "nodes": 1, "gpus_per_node": 4, "zero_stage": 3, "reference": "copy", "micro_batch": 2, "seq_len": 8,
-        "gradient_checkpointing": True, "flash_attention": False, "logprob_chunk_tokens": 4, "overhead_gib": 0.0,
+        "gradient_checkpointing": True, "flash_attention": False, "logprob_chunk_tokens": 4,
+        "overhead_gib": 0.0,
     }  # fmt: skip
     base.update(overrides)
     return PlanSettings(**base)
@@ -210,7 +211,8 @@ def test_model_states_agree_with_deepspeed_estimator(arch, offload):
     assert ours.model_states == pytest.approx(ds.gpu_gib, rel=1e-9)
     if opt == "cpu":
         assert ours.cpu_per_node == pytest.approx(ds.cpu_gib_per_node, rel=1e-9)
-    # Default bf16 gradients: DeepSpeed's GPU figure is higher by exactly 2 B/param/GPU when grads stay on GPU.
+    # Default bf16 gradients: DeepSpeed's GPU figure is higher by exactly 2 B/param/GPU when grads stay on
+    # GPU.
     default = plan(arch, replace(s, grad_bytes=2))
     gap = 2 * arch.total_params() / 16 / GIB if opt == "none" else 0.0
     assert ds.gpu_gib - default.model_states == pytest.approx(gap, abs=1e-6)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from ifpo.scale.architectures import FAMILIES, arch_from_path, get_arch
+from ifpo.models.architectures import FAMILIES, arch_from_path, get_arch
 from ifpo.scale.planner import GIB, PlanSettings, main, plan
 
 # Small but complete configs, each with the quirks of its family (GQA, explicit head_dim, biases,
@@ -47,7 +47,9 @@ def test_counts_from_config_json_match_transformers(tmp_path, model_type):
 
 def test_unsupported_or_broken_configs_are_refused_with_the_file(tmp_path):
     (tmp_path / "moe").mkdir()
-    (tmp_path / "moe" / "config.json").write_text(json.dumps({"model_type": "mixtral", **TINY_CONFIGS["llama"]}))
+    (tmp_path / "moe" / "config.json").write_text(
+        json.dumps({"model_type": "mixtral", **TINY_CONFIGS["llama"]})
+    )
     with pytest.raises(ValueError, match="mixtral.*supported"):
         arch_from_path(tmp_path / "moe")
     (tmp_path / "bad").mkdir()
@@ -79,7 +81,11 @@ def test_lm_head_gradient_and_host_ram_terms_at_70b():
     lora = plan(arch, PlanSettings(nodes=2, lora_rank=16, reference="adapter"))
     assert lora.lm_head_gradient == 0  # all-linear LoRA leaves lm_head frozen
     # Rank 0 holds one full bf16 copy (about 141 GB) to load with from_pretrained and to export.
-    assert full.host_full_state_dict * GIB == 2 * arch.total_params() and 141e9 < 2 * arch.total_params() < 142e9
-    offload = plan(arch, PlanSettings(nodes=2, reference="copy", offload_optimizer="cpu", offload_params="cpu"))
+    assert (
+        full.host_full_state_dict * GIB == 2 * arch.total_params() and 141e9 < 2 * arch.total_params() < 142e9
+    )
+    offload = plan(
+        arch, PlanSettings(nodes=2, reference="copy", offload_optimizer="cpu", offload_params="cpu")
+    )
     assert offload.host_per_node == pytest.approx(offload.cpu_per_node + full.host_full_state_dict + 8 * 4)
     assert offload.slurm_mem_gb * 1e9 >= offload.host_per_node * GIB > (offload.slurm_mem_gb - 1) * 1e9

@@ -50,7 +50,8 @@ def measured(tmp_path_factory):
            # heap: RSS would measure the allocator's retention instead of the live tensors.
            "MALLOC_MMAP_THRESHOLD_": "131072"}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tests/scale/zero3_memory_worker.py"), str(base / "w"), str(base / "data"), str(model_dir)],
+        [sys.executable, str(ROOT / "tests/scale/zero3_memory_worker.py"), str(base / "w"),
+        str(base / "data"), str(model_dir)],
         check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
@@ -77,5 +78,12 @@ def test_planned_peak_within_25_percent_of_the_measured_peak(measured, rank):
     # Rank 0 also holds the full copy of the weights (from_pretrained reads it there; the export
     # gathers it there); the planner counts it as host RAM on top of the per-device states.
     planned = p.total + (p.host_full_state_dict if rank == 0 else 0.0)
-    print(f"rank {rank}: planned {planned * GIB / 1e6:.0f} MB, measured peak {ranks[rank]['delta'] / 1e6:.0f} MB")
-    assert planned == pytest.approx(measured_gib, rel=0.25), (rank, planned * GIB / 1e6, ranks[rank]["delta"] / 1e6)
+    print(
+        f"rank {rank}: planned {planned * GIB / 1e6:.0f} MB, measured peak {ranks[rank]['delta'] / 1e6:.0f} "
+        f"MB"
+    )
+    assert planned == pytest.approx(measured_gib, rel=0.25), (
+        rank,
+        planned * GIB / 1e6,
+        ranks[rank]["delta"] / 1e6,
+    )

@@ -66,7 +66,7 @@ def test_copy_and_precomputed_give_the_same_loss_and_the_cache_is_reused(
     files = sorted(cache.glob("*.pt"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
-    with caplog.at_level("INFO", logger="ifpo.scale.reference"):
+    with caplog.at_level("INFO", logger="ifpo.training.reference_cache"):
         _loss_on_first_batch(tmp_path / "pre2", shared_data_dir, tiny, cfg_pre)
     assert "reusing cache" in caplog.text and files[0].stat().st_mtime_ns == stamp
     # Another tokenisation setting is another key.
@@ -100,15 +100,19 @@ def test_adapter_mode_without_lora_is_refused(tmp_path, tiny):
 def test_precomputed_pre_pass_refuses_several_devices_and_multi_device_runs_reuse_the_cache(
     tmp_path, shared_data_dir, tiny
 ):
-    from ifpo.scale.reference import REFERENCE_COLUMN, PrecomputeNeedsOneDevice
+    from ifpo.training.reference_cache import REFERENCE_COLUMN, PrecomputeNeedsOneDevice
 
     pre = ["ref.mode=precomputed", f"ref.cache_dir={tmp_path / 'cache'}"]
     two = ["strategy=ddp", "trainer.devices=2"]  # the trainer is only built, never launched
-    cfg = compose_config("train", shared_overrides(tiny, 1) + pre + two, output_dir=tmp_path / "a", data_dir=shared_data_dir)
+    cfg = compose_config(
+        "train", shared_overrides(tiny, 1) + pre + two, output_dir=tmp_path / "a", data_dir=shared_data_dir
+    )
     with pytest.raises(PrecomputeNeedsOneDevice, match="this run has 2 devices.*trainer.devices=1"):
         build(cfg)
     assert not list((tmp_path / "cache").glob("*.pt"))  # nothing half-computed left behind
-    one = compose_config("train", shared_overrides(tiny, 1) + pre, output_dir=tmp_path / "b", data_dir=shared_data_dir)
+    one = compose_config(
+        "train", shared_overrides(tiny, 1) + pre, output_dir=tmp_path / "b", data_dir=shared_data_dir
+    )
     build(one)  # the one-device pre-pass writes the cache
     module, datamodule, trainer = build(cfg)  # the 2-device run now finds and attaches it
     assert trainer.world_size == 2 and module.reference is None

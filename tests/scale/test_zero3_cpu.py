@@ -52,7 +52,8 @@ def runs(tmp_path_factory):
         "dpo": _single(base / "s_dpo", data, tiny, pre, head_overrides("dpo") + ["trainer.max_steps=2"])
     }
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "IFPO_ROOT": str(ROOT),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "MASTER_PORT": str(29500 + os.getpid() % 1000)}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+           "MASTER_PORT": str(29500 + os.getpid() % 1000)}  # fmt: skip
     with open(base / "worker.log", "w") as log:
         worker = subprocess.Popen(
             [

@@ -103,5 +103,7 @@ def test_sigterm_then_same_command_resumes_from_the_directory_checkpoint(tmp_pat
         assert again[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), key
     # The final last.ckpt made the preemption checkpoints and the leftovers obsolete.
     assert not list(run_dir.glob("hpc_ckpt_*")) and not list(run_dir.glob("checkpoints/*.partial"))
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("last")) == [
+        "last.ckpt"
+    ]
     assert saved_step(run_dir / "checkpoints" / "last.ckpt") == STEPS

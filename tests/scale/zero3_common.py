@@ -10,7 +10,8 @@ TINY2 = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 1024, "hidden_size": 64,
     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
     "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
-    "initializer_range": 0.02, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2,
+    "initializer_range": 0.02, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1,
+    "pad_token_id": 2,
 }  # fmt: skip
 
 HEADS = {"dpo": ["experiment=tiny_dpo"], "iopo": ["experiment=tiny_iopo"], "rpo": []}
@@ -46,7 +47,8 @@ def shared_overrides(tiny: str | Path, devices: int, pretrained: str | Path | No
     per_device = 4 // devices
     strategy = ["strategy=zero3", "strategy.cpu_test=true"] if devices > 1 else ["strategy=single"]
     return strategy + [
-        "debug=fast", f"model.config={tiny}", f"model.name_or_path={pretrained or 'null'}", "trainer.accelerator=cpu", f"trainer.devices={devices}",
+        "debug=fast", f"model.config={tiny}", f"model.name_or_path={pretrained or 'null'}",
+        "trainer.accelerator=cpu", f"trainer.devices={devices}",
         f"data.batch_size={per_device}", "data.shuffle=false", "data.synthetic.num_train_tasks=12",
         "data.max_length=256", "data.max_prompt_length=192",
         "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "+trainer.enable_progress_bar=false",

@@ -32,18 +32,32 @@ def prepare(base: Path) -> dict[str, Path]:
 
 
 def _data(paths: dict[str, Path]) -> list[str]:
-    return [f"data.synthetic.output_dir={paths['data']}", "data.synthetic.num_train_tasks=12", "data.shuffle=false",
-            "data.max_length=256", "data.max_prompt_length=192"]
-
-
-def overrides(paths: dict[str, Path], run_name: str, log_dir: Path, lora: bool = False, slow: float = 0.0) -> list[str]:
-    """2 ranks x 2 examples, validation at the last step, last.ckpt after every step."""
-    extra = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", f"+callbacks.slow.seconds={slow}"] if slow else []
     return [
-        "strategy=zero3", "strategy.cpu_test=true", "debug=fast", "trainer.accelerator=cpu", "trainer.devices=2",
+        f"data.synthetic.output_dir={paths['data']}",
+        "data.synthetic.num_train_tasks=12",
+        "data.shuffle=false",
+        "data.max_length=256",
+        "data.max_prompt_length=192",
+    ]
+
+
+def overrides(
+    paths: dict[str, Path], run_name: str, log_dir: Path, lora: bool = False, slow: float = 0.0
+) -> list[str]:
+    """2 ranks x 2 examples, validation at the last step, last.ckpt after every step."""
+    extra = (
+        ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", f"+callbacks.slow.seconds={slow}"]
+        if slow
+        else []
+    )
+    return [
+        "strategy=zero3", "strategy.cpu_test=true", "debug=fast", "trainer.accelerator=cpu",
+        "trainer.devices=2",
         f"model.config={paths['tiny']}", f"model.name_or_path={paths['pretrained']}", *_data(paths),
-        "data.batch_size=2", "data.eval_batch_size=2", "trainer.limit_val_batches=2", f"trainer.max_steps={STEPS}",
-        f"trainer.val_check_interval={STEPS}", "optim.warmup_ratio=0.0", "callbacks.resume_checkpoint.every_n_train_steps=1",
+        "data.batch_size=2", "data.eval_batch_size=2", "trainer.limit_val_batches=2",
+        f"trainer.max_steps={STEPS}",
+        f"trainer.val_check_interval={STEPS}", "optim.warmup_ratio=0.0",
+        "callbacks.resume_checkpoint.every_n_train_steps=1",
         "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false", f"paths.log_dir={log_dir}",
         f"run_name={run_name}", *(LORA if lora else []), *extra,
     ]  # fmt: skip
@@ -52,9 +66,18 @@ def overrides(paths: dict[str, Path], run_name: str, log_dir: Path, lora: bool =
 def env(**extra: str) -> dict[str, str]:
     """This checkout first on the path, one thread per rank, DeepSpeed on CPU, no outer SLURM job."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "PL_GLOBAL_SEED"))}
-    base.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-                 "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline",
-                 "TOKENIZERS_PARALLELISM": "false", "HYDRA_FULL_ERROR": "1"})
+    base.update(
+        {
+            "IFPO_ROOT": str(ROOT),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "DS_ACCELERATOR": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+            "WANDB_MODE": "offline",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HYDRA_FULL_ERROR": "1",
+        }
+    )
     base.update(extra)
     return base
 

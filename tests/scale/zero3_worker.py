@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 import torch
 from transformers import AutoModelForCausalLM
 
-from ifpo.scale.export import export_hf
+from ifpo.models.export import export_hf
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 from tests.scale.zero3_common import head_overrides, shared_overrides
@@ -152,7 +152,8 @@ def main() -> None:
     # LoRA with the adapter-disabled reference (no second model): train 2 steps, export merged.
     cfg, module, dm, trainer, rec = fit(
         out / "lora", data_dir, tiny, pretrained,
-        lora + ["ref.mode=adapter", "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2"],
+        lora + ["ref.mode=adapter", "trainer.max_steps=2",
+        "callbacks.model_checkpoint.every_n_train_steps=2"],
     )  # fmt: skip
     results["losses"]["rpo_lora_adapter"] = rec.losses
     results["lora_shards"] = shard_sizes(module.policy)

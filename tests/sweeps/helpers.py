@@ -31,14 +31,30 @@ def train_command(overrides: list[str], multirun: bool = False) -> list[str]:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "PL_GLOBAL_SEED"))}
-    env.update({"IFPO_ROOT": str(ROOT), "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",  # this checkout's sources
-                "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
-                "TOKENIZERS_PARALLELISM": "false", "HYDRA_FULL_ERROR": "1"})
+    env.update(
+        {
+            "IFPO_ROOT": str(ROOT),
+            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",  # this checkout's sources
+            "WANDB_MODE": "offline",
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HYDRA_FULL_ERROR": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
-def run_train(overrides: list[str], multirun: bool = False, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(train_command(overrides, multirun), cwd=ROOT, env=subprocess_env(**env),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def run_train(
+    overrides: list[str], multirun: bool = False, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        train_command(overrides, multirun),
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     return done

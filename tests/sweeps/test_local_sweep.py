@@ -22,8 +22,13 @@ SWEEP = [*TINY, "loss=dpo", "seed=1,2", "trainer.max_steps=2", "trainer.val_chec
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, shared_data_dir):
     log_dir = tmp_path_factory.mktemp("sweep")
-    done = run_train([*SWEEP, f"paths.log_dir={log_dir}", f"data.synthetic.output_dir={shared_data_dir}/synthetic_sweep"],
-                     multirun=True, timeout=400, WANDB_DIR=str(log_dir), NETRC=str(log_dir / "no-netrc"))
+    done = run_train(
+        [*SWEEP, f"paths.log_dir={log_dir}", f"data.synthetic.output_dir={shared_data_dir}/synthetic_sweep"],
+        multirun=True,
+        timeout=400,
+        WANDB_DIR=str(log_dir),
+        NETRC=str(log_dir / "no-netrc"),
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep_dir,) = list((log_dir / "train" / "multiruns").iterdir())
     return sweep_dir, done.stdout + done.stderr
@@ -41,7 +46,9 @@ def test_each_job_has_its_own_folder_and_the_summary_lists_both(sweep):
         assert job["metrics"] == pytest.approx(saved) and job["metrics"]["global_step"] == 2
     with open(sweep_dir / SUMMARY_CSV) as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["job"] for r in rows] == ["0", "1"] and float(rows[1]["val/loss"]) == summary["jobs"][1]["metrics"]["val/loss"]
+    assert [r["job"] for r in rows] == ["0", "1"] and float(rows[1]["val/loss"]) == summary["jobs"][1][
+        "metrics"
+    ]["val/loss"]
     assert "seed=1" in output and "seed=2" in output and "sweep summary" in output
 
 
@@ -85,7 +92,10 @@ def test_report_renders_from_the_sweep(sweep, capsys, monkeypatch):
     (group,) = data["groups"]  # the two seeds are one group
     assert len(data["groups"][group]) == 2
     acc = data["final"][group]["val/rewards/accuracies"]
-    runs = [json.loads((sweep_dir / j / "metrics.json").read_text())["metrics"]["val/rewards/accuracies"] for j in "01"]
+    runs = [
+        json.loads((sweep_dir / j / "metrics.json").read_text())["metrics"]["val/rewards/accuracies"]
+        for j in "01"
+    ]
     assert acc["n"] == 2 and acc["mean"] == pytest.approx(sum(runs) / 2)
     assert "wandb sync" in printed and "offline-run-" in printed
 
@@ -96,7 +106,16 @@ def test_report_cli_names_a_bad_metrics_file(tmp_path):
     (run / ".hydra" / "config.yaml").write_text("seed: 1\nloss: {name: dpo}\n")
     (run / "csv" / "version_0").mkdir(parents=True)
     (run / "csv" / "version_0" / "metrics.csv").write_text("epoch,step,train/loss\n0,0,0.69\n0,1,oops\n")
-    done = subprocess.run([sys.executable, "-m", "ifpo.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ifpo.report", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
-    assert f"{run / 'csv' / 'version_0' / 'metrics.csv'}:3: field 'train/loss': 'oops' is not a number" in done.stderr
+    assert (
+        f"{run / 'csv' / 'version_0' / 'metrics.csv'}:3: field 'train/loss': 'oops' is not a number"
+        in done.stderr
+    )
     assert "Traceback" not in done.stderr

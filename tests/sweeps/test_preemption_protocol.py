@@ -66,7 +66,9 @@ def _agree_worker(rank: int, init_file: str, out_dir: str) -> None:
 
 
 def test_all_ranks_agree_when_one_rank_was_signalled(tmp_path):
-    mp.start_processes(_agree_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork")
+    mp.start_processes(
+        _agree_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork"
+    )
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert results == [[int(signal.SIGTERM), 0]] * 2
 
@@ -91,8 +93,17 @@ class _SignalAt(pl.Callback):
 
 
 def _trainer(tmp_path: Path, *callbacks: pl.Callback, **kwargs) -> pl.Trainer:
-    kwargs = {"max_steps": 8, "accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
-              "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": tmp_path, **kwargs}
+    kwargs = {
+        "max_steps": 8,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": tmp_path,
+        **kwargs,
+    }
     return pl.Trainer(callbacks=list(callbacks), **kwargs)
 
 
@@ -123,7 +134,9 @@ def test_ctrl_c_checkpoints_like_sigterm_and_exits_130(tmp_path):
 
 
 def test_second_ctrl_c_aborts_without_a_checkpoint(tmp_path):
-    trainer = _trainer(tmp_path, PreemptionCheckpoint(dirpath=str(tmp_path)), _SignalAt(1, signal.SIGINT, signal.SIGINT))
+    trainer = _trainer(
+        tmp_path, PreemptionCheckpoint(dirpath=str(tmp_path)), _SignalAt(1, signal.SIGINT, signal.SIGINT)
+    )
     with pytest.raises(SystemExit) as aborted:  # Lightning's KeyboardInterrupt path; train.py maps it to 130
         trainer.fit(BoringModel())
     assert not isinstance(aborted.value, Preempted)
@@ -132,14 +145,20 @@ def test_second_ctrl_c_aborts_without_a_checkpoint(tmp_path):
 
 
 def test_signal_mid_accumulation_waits_for_the_optimizer_step(tmp_path):
-    trainer = _trainer(tmp_path, PreemptionCheckpoint(dirpath=str(tmp_path)), _SignalAt(2, signal.SIGUSR2),
-                       accumulate_grad_batches=4)
+    trainer = _trainer(
+        tmp_path,
+        PreemptionCheckpoint(dirpath=str(tmp_path)),
+        _SignalAt(2, signal.SIGUSR2),
+        accumulate_grad_batches=4,
+    )
     with pytest.raises(Preempted) as stopped:
         trainer.fit(BoringModel())
     assert stopped.value.code == 128 + signal.SIGUSR2  # outside SLURM: checkpoint, no requeue
     state = torch.load(tmp_path / "hpc_ckpt_1.ckpt", weights_only=False)
     assert state["global_step"] == 1  # batches 0-3 = optimizer step 1, not a partial step
-    assert state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 3  # counted at batch 3
+    assert (
+        state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 3
+    )  # counted at batch 3
 
 
 def test_resumed_step_is_not_saved_again_and_the_new_save_prunes_the_old(tmp_path):
@@ -220,8 +239,12 @@ class _StubTrainer(SimpleNamespace):
     """Just what atomic_save touches; save_checkpoint is the test's writer."""
 
     def __init__(self, writer) -> None:
-        super().__init__(is_global_zero=True, global_step=7, world_size=2,
-                         strategy=SimpleNamespace(barrier=lambda *a: None))
+        super().__init__(
+            is_global_zero=True,
+            global_step=7,
+            world_size=2,
+            strategy=SimpleNamespace(barrier=lambda *a: None),
+        )
         self.save_checkpoint = writer
 
 
@@ -236,7 +259,10 @@ def test_a_killed_save_leaves_only_a_partial_that_resume_skips_and_the_next_save
         atomic_save(_StubTrainer(killed), tmp_path / "hpc_ckpt_1.ckpt")
     assert not (tmp_path / "hpc_ckpt_1.ckpt").exists() and (tmp_path / "hpc_ckpt_1.ckpt.partial").exists()
     assert resolve_ckpt_path(None, "auto", tmp_path) == str(good)
-    path = atomic_save(_StubTrainer(lambda p, weights_only=False: torch.save({"global_step": 7}, p)), tmp_path / "hpc_ckpt_1.ckpt")
+    path = atomic_save(
+        _StubTrainer(lambda p, weights_only=False: torch.save({"global_step": 7}, p)),
+        tmp_path / "hpc_ckpt_1.ckpt",
+    )
     assert is_complete(path) and not (tmp_path / "hpc_ckpt_1.ckpt.partial").exists()
 
 
@@ -255,7 +281,9 @@ def test_completeness_of_files_and_deepspeed_directories(tmp_path):
     assert not is_complete(truncated)
     assert is_complete(_deepspeed_dir(tmp_path / "ds_ok.ckpt"))
     assert is_complete(_deepspeed_dir(tmp_path / "ds_marker.ckpt", marker=True))
-    assert not is_complete(_deepspeed_dir(tmp_path / "ds_no_rank1.ckpt", drop="zero_pp_rank_1_mp_rank_00_optim_states.pt"))
+    assert not is_complete(
+        _deepspeed_dir(tmp_path / "ds_no_rank1.ckpt", drop="zero_pp_rank_1_mp_rank_00_optim_states.pt")
+    )
     no_latest = _deepspeed_dir(tmp_path / "ds_no_latest.ckpt")
     (no_latest / "latest").unlink()  # DeepSpeed writes `latest` after the shards
     assert not is_complete(no_latest)
@@ -307,13 +335,18 @@ def test_prune_keeps_the_newest_complete_and_drops_old_hpc_partials(tmp_path):
 
 
 def test_orphaned_top_k_files_are_removed_and_listed_ones_kept(tmp_path):
-    callback = AtomicModelCheckpoint(dirpath=str(tmp_path), filename="step{step:06d}", monitor="val", save_top_k=1)
+    callback = AtomicModelCheckpoint(
+        dirpath=str(tmp_path), filename="step{step:06d}", monitor="val", save_top_k=1
+    )
     callback._fs = __import__("fsspec").filesystem("file")
     listed = _ckpt(tmp_path / "step000002.ckpt")
     orphan = _ckpt(tmp_path / "step000003.ckpt")  # written after the resumed checkpoint, then killed
     orphan_dir = _deepspeed_dir(tmp_path / "step000004.ckpt")
     last = _ckpt(tmp_path / "last.ckpt")
-    callback.best_k_models = {str(listed): torch.tensor(1.0), str(tmp_path / "step000001.ckpt"): torch.tensor(0.5)}
+    callback.best_k_models = {
+        str(listed): torch.tensor(1.0),
+        str(tmp_path / "step000001.ckpt"): torch.tensor(0.5),
+    }
     assert set(callback.prune_orphans()) == {orphan, orphan_dir}
     assert listed.exists() and last.exists()
     assert list(callback.best_k_models) == [str(listed)]  # a listed file that is gone is forgotten
@@ -322,8 +355,13 @@ def test_orphaned_top_k_files_are_removed_and_listed_ones_kept(tmp_path):
 # ------------------------------------------------------------------ the lead time: one config value
 @pytest.mark.parametrize(
     "overrides,lead",
-    [([], 300), (["experiment=rpo_8b"], 600), (["experiment=dpo_70b"], 1200), (["experiment=iopo_70b_lora"], 1200),
-     (["experiment=rpo_70b", "preemption.signal_lead_s=900"], 900)],
+    [
+        ([], 300),
+        (["experiment=rpo_8b"], 600),
+        (["experiment=dpo_70b"], 1200),
+        (["experiment=iopo_70b_lora"], 1200),
+        (["experiment=rpo_70b", "preemption.signal_lead_s=900"], 900),
+    ],
 )
 def test_submitit_usr2_lead_time_is_the_config_value(overrides, lead):
     from hydra import compose, initialize_config_dir

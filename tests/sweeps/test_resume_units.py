@@ -11,8 +11,9 @@ import pytest
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
+from ifpo.data.sampler import ResumableDataLoader, ResumableSampler
 from ifpo.training import preemption
-from ifpo.training.resume import ResumableDataLoader, ResumableSampler, resolve_ckpt_path
+from ifpo.training.resume import resolve_ckpt_path
 
 
 def _touch(path, mtime):
@@ -50,7 +51,9 @@ def test_explicit_ckpt_path_wins_and_must_exist(tmp_path):
 
 def _loader(n=20, batch_size=3, seed=7):
     data = list(range(n))
-    return ResumableDataLoader(data, batch_size=batch_size, sampler=ResumableSampler(data, seed=seed), drop_last=True)
+    return ResumableDataLoader(
+        data, batch_size=batch_size, sampler=ResumableSampler(data, seed=seed), drop_last=True
+    )
 
 
 def test_data_order_resumes_mid_epoch_on_the_next_batch():
@@ -125,8 +128,14 @@ def test_under_slurm_no_handler_but_the_flag_handles_usr2(monkeypatch, restore_u
     assert plugins[0].requeue_signal == signal.SIGUSR2 and not plugins[0].auto_requeue
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
     callback = preemption.PreemptionCheckpoint(dirpath="unused")
-    trainer = pl.Trainer(accelerator="cpu", devices=1, plugins=plugins, logger=False, enable_checkpointing=False,
-                         callbacks=[callback])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        plugins=plugins,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[callback],
+    )
     callback.setup(trainer, None, "fit")
     trainer._signal_connector.register_signal_handlers()
     try:

@@ -31,17 +31,25 @@ def test_record_then_resume_refuse_force_and_finished(tmp_path):
     torch.save({"global_step": 3}, tmp_path / "hpc_ckpt_1.ckpt")
     assert folder.check(base, "auto") == "resume"
     renamed = compose_config("train", ["debug=fast", "run_name=another_name"], output_dir=tmp_path)
-    assert folder.check(renamed, "auto") == "resume"  # run_name (a start time by default) is not a hyper-parameter
+    assert (
+        folder.check(renamed, "auto") == "resume"
+    )  # run_name (a start time by default) is not a hyper-parameter
     with pytest.raises(RunFolderConflict) as refused:
         folder.check(other, "auto")
     assert refused.value.code == 2
     message = str(refused.value)
-    assert "2 differing key(s)" in message and "loss.beta: 0.1 -> 0.5" in message and "optim.lr: 0.0003 -> 0.002" in message
+    assert (
+        "2 differing key(s)" in message
+        and "loss.beta: 0.1 -> 0.5" in message
+        and "optim.lr: 0.0003 -> 0.002" in message
+    )
     assert "resume=force" in message
     with pytest.raises(RunFolderConflict):
         folder.check(other, "never")  # starting over would overwrite as well
     assert folder.check(other, "force") == "resume"
-    (entry,) = [json.loads(line) for line in (tmp_path / ".ifpo" / "resume_force.jsonl").read_text().splitlines()]
+    (entry,) = [
+        json.loads(line) for line in (tmp_path / ".ifpo" / "resume_force.jsonl").read_text().splitlines()
+    ]
     assert entry["changed"] == {"loss.beta": ["0.1", "0.5"], "optim.lr": ["0.0003", "0.002"]}
     assert folder.check(other, "auto") == "resume"  # the forced config is the record now
     folder.mark_finished(3)
@@ -51,12 +59,23 @@ def test_record_then_resume_refuse_force_and_finished(tmp_path):
 
 # ------------------------------------------------------------------ train.py, as typed
 def _command(tmp_path, shared_data_dir, *extra):
-    return [*TINY, "trainer.max_steps=2", "trainer.val_check_interval=2", f"paths.log_dir={tmp_path}",
-            f"data.synthetic.output_dir={shared_data_dir / 'synthetic_guard'}", "run_name=guarded", *extra]
+    return [
+        *TINY,
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        f"paths.log_dir={tmp_path}",
+        f"data.synthetic.output_dir={shared_data_dir / 'synthetic_guard'}",
+        "run_name=guarded",
+        *extra,
+    ]
 
 
 def _snapshot(run_dir):
-    files = [run_dir / "metrics.json", run_dir / "checkpoints" / "last.ckpt", *sorted((run_dir / ".hydra").iterdir())]
+    files = [
+        run_dir / "metrics.json",
+        run_dir / "checkpoints" / "last.ckpt",
+        *sorted((run_dir / ".hydra").iterdir()),
+    ]
     return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
 
@@ -77,7 +96,9 @@ def test_rerunning_a_finished_folder_never_overwrites_it(tmp_path, shared_data_d
     assert "Traceback" not in changed.stderr
     assert _snapshot(run_dir) == before
 
-    forced = run_train(_command(tmp_path, shared_data_dir, "loss.beta=0.5", "trainer.max_steps=3", "resume=force"))
+    forced = run_train(
+        _command(tmp_path, shared_data_dir, "loss.beta=0.5", "trainer.max_steps=3", "resume=force")
+    )
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["global_step"] == 3
     (entry,) = [json.loads(x) for x in (run_dir / ".ifpo" / "resume_force.jsonl").read_text().splitlines()]
@@ -85,13 +106,25 @@ def test_rerunning_a_finished_folder_never_overwrites_it(tmp_path, shared_data_d
 
 
 def test_ctrl_c_checkpoints_and_the_same_command_resumes(tmp_path, shared_data_dir):
-    slow = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.5",
-            "callbacks.resume_checkpoint.every_n_train_steps=1"]
-    command = train_command(_command(tmp_path, shared_data_dir, "trainer.max_steps=6", "trainer.val_check_interval=6",
-                                     "run_name=ctrl_c", *slow))
+    slow = [
+        "+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps",
+        "+callbacks.slow.seconds=0.5",
+        "callbacks.resume_checkpoint.every_n_train_steps=1",
+    ]
+    command = train_command(
+        _command(
+            tmp_path,
+            shared_data_dir,
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=6",
+            "run_name=ctrl_c",
+            *slow,
+        )
+    )
     run_dir = tmp_path / "train" / "runs" / "ctrl_c"
-    process = subprocess.Popen(command, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 240
     while not (run_dir / "checkpoints" / "last.ckpt").exists():
         assert process.poll() is None, process.stdout.read()[-3000:]
@@ -104,8 +137,9 @@ def test_ctrl_c_checkpoints_and_the_same_command_resumes(tmp_path, shared_data_d
     (hpc,) = run_dir.glob("hpc_ckpt_*.ckpt")
     stopped_at = torch.load(hpc, map_location="cpu", weights_only=False)["global_step"]
     assert 1 <= stopped_at < 6
-    resumed = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300,
-                             check=False)
+    resumed = subprocess.run(
+        command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"continuing from {hpc}" in resumed.stdout + resumed.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["global_step"] == 6

@@ -39,7 +39,9 @@ def test_sigterm_mid_epoch_then_auto_resume_matches_uninterrupted(tmp_path, shar
     slow = ["+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.5"]
     command = train_command(_overrides(tmp_path, data_dir, "killed", *slow))
     run_dir = tmp_path / "train" / "runs" / "killed"
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 240
     while True:
         assert process.poll() is None, f"run ended before the signal: {process.stdout.read()[-3000:]}"
@@ -63,7 +65,9 @@ def test_sigterm_mid_epoch_then_auto_resume_matches_uninterrupted(tmp_path, shar
     assert not (run_dir / "metrics.json").exists()
 
     # Same command, same folder, no ckpt_path: resume=auto finds the SIGTERM checkpoint.
-    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    resumed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resume=auto: continuing from" in resumed.stdout + resumed.stderr
     assert "not resumable" not in resumed.stdout + resumed.stderr  # Lightning saw a stateful loader

@@ -1,4 +1,5 @@
-"""hydra/launcher=slurm: config wiring, a real 2-job array on the test cluster, and a requeued job resuming."""
+"""hydra/launcher=slurm: config wiring, a real 2-job array on the test cluster, and a requeued job
+resuming."""
 
 from __future__ import annotations
 
@@ -18,16 +19,30 @@ from tests.slurm_cluster import SlurmCluster
 from tests.sweeps.helpers import ROOT, TINY, subprocess_env, train_command
 
 # Tiny resources so the GPU-cluster defaults of conf/hydra/launcher/slurm.yaml fit the CPU test node.
-CPU_LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-                "hydra.launcher.mem_gb=null", "hydra.launcher.timeout_min=10", "hydra.launcher.partition=debug"]
+CPU_LAUNCHER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=null",
+    "hydra.launcher.timeout_min=10",
+    "hydra.launcher.partition=debug",
+]
 
 
 def test_launcher_resources_follow_the_trainer():
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2",
-                                          "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm",
+                "trainer.devices=4",
+                "trainer.num_nodes=2",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.account=proj",
+            ],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert (launcher.tasks_per_node, launcher.nodes, launcher.gpus_per_node) == (4, 2, 4)
     assert (launcher.partition, launcher.account) == ("gpu", "proj")
@@ -39,8 +54,14 @@ def test_launcher_resources_follow_the_trainer():
 
 def _launch(cluster: SlurmCluster, overrides: list[str]) -> subprocess.Popen:
     env = subprocess_env(**{k: v for k, v in cluster.env.items() if k == "SLURM_CONF"})
-    return subprocess.Popen(train_command([*CPU_LAUNCHER, *overrides], multirun=True), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        train_command([*CPU_LAUNCHER, *overrides], multirun=True),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _array_tasks(sweep_dir: Path) -> list[str]:
@@ -56,8 +77,17 @@ def _logs(sweep_root: Path, tail: int = 2500) -> str:
 
 @pytest.mark.slurm
 def test_multirun_runs_as_one_job_array(slurm_cluster, tmp_path, shared_data_dir):
-    process = _launch(slurm_cluster, [*TINY, "seed=1,2", "trainer.max_steps=1", "trainer.val_check_interval=1",
-                                      f"paths.log_dir={tmp_path}", f"data.synthetic.output_dir={shared_data_dir}/synthetic_slurm"])
+    process = _launch(
+        slurm_cluster,
+        [
+            *TINY,
+            "seed=1,2",
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            f"paths.log_dir={tmp_path}",
+            f"data.synthetic.output_dir={shared_data_dir}/synthetic_slurm",
+        ],
+    )
     output, _ = process.communicate(timeout=400)
     assert process.returncode == 0, output[-3000:] + _logs(tmp_path)
     (sweep_dir,) = list((tmp_path / "train" / "multiruns").iterdir())
@@ -73,10 +103,19 @@ def test_multirun_runs_as_one_job_array(slurm_cluster, tmp_path, shared_data_dir
 @pytest.mark.slurm
 def test_requeued_training_job_resumes_and_ends_at_the_planned_step(slurm_cluster, tmp_path, shared_data_dir):
     steps = 6
-    process = _launch(slurm_cluster, [*TINY, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
-                                      "callbacks.resume_checkpoint.every_n_train_steps=1",
-                                      "+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps", "+callbacks.slow.seconds=0.8",
-                                      f"paths.log_dir={tmp_path}", f"data.synthetic.output_dir={shared_data_dir}/synthetic_slurm"])
+    process = _launch(
+        slurm_cluster,
+        [
+            *TINY,
+            f"trainer.max_steps={steps}",
+            f"trainer.val_check_interval={steps}",
+            "callbacks.resume_checkpoint.every_n_train_steps=1",
+            "+callbacks.slow._target_=tests.sweeps.helpers.SlowSteps",
+            "+callbacks.slow.seconds=0.8",
+            f"paths.log_dir={tmp_path}",
+            f"data.synthetic.output_dir={shared_data_dir}/synthetic_slurm",
+        ],
+    )
     try:
         _requeue_mid_run(slurm_cluster, process, tmp_path, steps)
     finally:

@@ -33,23 +33,22 @@ def run_worker(args: list[str], timeout: float, threads: int = 0) -> dict[str, A
         # element-wise kernels far more than matmuls, which skews the ratios between rows.
         env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run(
-        [sys.executable, "-m", "ifpo.bench", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+        [sys.executable, "-m", "ifpo.bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT):
-            return json.loads(line[len(RESULT):])
+            return json.loads(line[len(RESULT) :])
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
     raise RuntimeError(f"benchmark worker {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
 
 
-def prepare(workdir: Path) -> None:
-    from ifpo.bench.data import train_tokenizer, write_model_config
-
-    tokenizer = train_tokenizer(workdir / "tokenizer")
-    write_model_config(workdir / "model", tokenizer)
-
-
 def cmd_steps(opts: argparse.Namespace) -> int:
+    from ifpo.bench.data import prepare
     from ifpo.bench.report import steps_table
 
     with tempfile.TemporaryDirectory(prefix="ifpo-bench-") as tmp:
@@ -58,10 +57,24 @@ def cmd_steps(opts: argparse.Namespace) -> int:
         results = []
         for name in opts.only or DEFAULT_STEPS:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            results.append(run_worker(
-                ["worker", name, "--workdir", str(workdir), "--batch", str(opts.batch), "--warmup", str(opts.warmup),
-                 "--steps", str(opts.steps)], opts.timeout, opts.threads,
-            ))
+            results.append(
+                run_worker(
+                    [
+                        "worker",
+                        name,
+                        "--workdir",
+                        str(workdir),
+                        "--batch",
+                        str(opts.batch),
+                        "--warmup",
+                        str(opts.warmup),
+                        "--steps",
+                        str(opts.steps),
+                    ],
+                    opts.timeout,
+                    opts.threads,
+                )
+            )
     print(steps_table(results, batch=opts.batch, warmup=opts.warmup, steps=opts.steps))
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2))
@@ -88,7 +101,10 @@ def cmd_logprobs(opts: argparse.Namespace) -> int:
 def cmd_logprob_worker(opts: argparse.Namespace) -> int:
     from ifpo.bench.logprob_memory import measure_peak
 
-    print(RESULT + json.dumps(measure_peak(opts.method, opts.tokens, opts.hidden, opts.vocab, opts.chunk)), flush=True)
+    print(
+        RESULT + json.dumps(measure_peak(opts.method, opts.tokens, opts.hidden, opts.vocab, opts.chunk)),
+        flush=True,
+    )
     return 0
 
 
@@ -102,7 +118,9 @@ def cmd_attention(opts: argparse.Namespace) -> int:
 def cmd_attention_worker(opts: argparse.Namespace) -> int:
     from ifpo.bench.attention import measure_kernel
 
-    result = measure_kernel(opts.kernel, Path(opts.workdir), opts.pairs, opts.steps, not opts.no_prefix_sharing)
+    result = measure_kernel(
+        opts.kernel, Path(opts.workdir), opts.pairs, opts.steps, not opts.no_prefix_sharing
+    )
     print(RESULT + json.dumps(result), flush=True)
     return 0
 
@@ -113,13 +131,24 @@ def cmd_gpu(opts: argparse.Namespace) -> int:
     return gpu_report(opts)
 
 
-DEFAULT_STEPS = ["ifpo-dpo", "ifpo-dpo-packing", "ifpo-dpo-padded", "ifpo-dpo-flex", "ifpo-dpo-packing-flex",
-                 "ifpo-rpo", "ifpo-iopo", "ifpo-iopo-padded", "trl-dpo", "floor"]
+DEFAULT_STEPS = [
+    "ifpo-dpo",
+    "ifpo-dpo-packing",
+    "ifpo-dpo-padded",
+    "ifpo-dpo-flex",
+    "ifpo-dpo-packing-flex",
+    "ifpo-rpo",
+    "ifpo-iopo",
+    "ifpo-iopo-padded",
+    "trl-dpo",
+    "floor",
+]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ifpo.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m ifpo.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command")
     steps = sub.add_parser("steps", help="training-step throughput vs TRL and the bare floor (default)")
     for q in (p, steps):  # `python -m ifpo.bench` alone runs `steps` with these options
@@ -129,8 +158,12 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--only", nargs="*", help=f"configurations to run (default: all of {DEFAULT_STEPS})")
         q.add_argument("--json", help="also write the rows to this JSON file")
         q.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
-        q.add_argument("--threads", type=int, default=0,
-                       help="torch threads per configuration (0: torch's default, all cores)")
+        q.add_argument(
+            "--threads",
+            type=int,
+            default=0,
+            help="torch threads per configuration (0: torch's default, all cores)",
+        )
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("name")
     worker.add_argument("--workdir", required=True)
@@ -143,8 +176,12 @@ def parser() -> argparse.ArgumentParser:
     logprobs.add_argument("--sequences", type=int, default=4)
     logprobs.add_argument("--length", type=int, default=4096)
     logprobs.add_argument("--chunk", type=int, default=1024, help="model.logprob_chunk_size")
-    logprobs.add_argument("--safe-gb", type=float, default=8.0,
-                          help="measure the naive path at a scaled token count when it would need more than this")
+    logprobs.add_argument(
+        "--safe-gb",
+        type=float,
+        default=8.0,
+        help="measure the naive path at a scaled token count when it would need more than this",
+    )
     logprobs.add_argument("--timeout", type=float, default=900)
     lworker = sub.add_parser("logprob-worker", help=argparse.SUPPRESS)
     lworker.add_argument("method", choices=["chunked", "naive"])
@@ -156,7 +193,9 @@ def parser() -> argparse.ArgumentParser:
     attention.add_argument("--pairs", type=int, default=8, help="pairs in the packed micro-batch")
     attention.add_argument("--steps", type=int, default=5, help="timed steps per process (after the first)")
     attention.add_argument("--rounds", type=int, default=3, help="alternating processes per kernel")
-    attention.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
+    attention.add_argument(
+        "--threads", type=int, default=0, help="torch threads per process (0: torch's default)"
+    )
     attention.add_argument("--timeout", type=float, default=900)
     aworker = sub.add_parser("attention-worker", help=argparse.SUPPRESS)
     aworker.add_argument("kernel", choices=["sdpa", "flex"])
@@ -164,24 +203,44 @@ def parser() -> argparse.ArgumentParser:
     aworker.add_argument("--pairs", type=int, default=8)
     aworker.add_argument("--steps", type=int, default=5)
     aworker.add_argument("--no-prefix-sharing", action="store_true")
-    gpu = sub.add_parser("gpu", help="layouts and attention kernels on one CUDA GPU (~1B model, 2048/8192 tokens)")
+    gpu = sub.add_parser(
+        "gpu", help="layouts and attention kernels on one CUDA GPU (~1B model, 2048/8192 tokens)"
+    )
     gpu.add_argument("--steps", type=int, default=5)
     gpu.add_argument("--warmup", type=int, default=2, help="untimed steps first (flex compiles here)")
-    gpu.add_argument("--batch", type=int, default=4, help="pairs per step at 2,048 tokens (scaled to keep tokens/step)")
-    gpu.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192],
-                     help="tokens per (prompt, response) sequence, one table each")
+    gpu.add_argument(
+        "--batch", type=int, default=4, help="pairs per step at 2,048 tokens (scaled to keep tokens/step)"
+    )
+    gpu.add_argument(
+        "--lengths",
+        type=int,
+        nargs="+",
+        default=[2048, 8192],
+        help="tokens per (prompt, response) sequence, one table each",
+    )
     gpu.add_argument("--length", type=int, help="one length only (instead of --lengths)")
     gpu.add_argument("--json", help="also write the rows to this JSON file")
-    gpu.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)")
-    gpu.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)  # tiny model on CPU, for tests
+    gpu.add_argument(
+        "--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM: 989)"
+    )
+    gpu.add_argument(
+        "--cpu-smoke", action="store_true", help=argparse.SUPPRESS
+    )  # tiny model on CPU, for tests
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
-    commands = {None: cmd_steps, "steps": cmd_steps, "worker": cmd_worker, "logprobs": cmd_logprobs,
-                "logprob-worker": cmd_logprob_worker, "gpu": cmd_gpu, "attention": cmd_attention,
-                "attention-worker": cmd_attention_worker}
+    commands = {
+        None: cmd_steps,
+        "steps": cmd_steps,
+        "worker": cmd_worker,
+        "logprobs": cmd_logprobs,
+        "logprob-worker": cmd_logprob_worker,
+        "gpu": cmd_gpu,
+        "attention": cmd_attention,
+        "attention-worker": cmd_attention_worker,
+    }
     return commands[opts.command](opts)
 
 

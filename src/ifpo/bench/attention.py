@@ -21,7 +21,9 @@ from typing import Any
 KERNELS = ("sdpa", "flex")
 
 
-def measure_kernel(kernel: str, workdir: Path, pairs: int, steps: int, prefix_sharing: bool) -> dict[str, Any]:
+def measure_kernel(
+    kernel: str, workdir: Path, pairs: int, steps: int, prefix_sharing: bool
+) -> dict[str, Any]:
     """Median seconds per compute step (after the first) for one kernel, in this process."""
     import torch
 
@@ -43,16 +45,23 @@ def measure_kernel(kernel: str, workdir: Path, pairs: int, steps: int, prefix_sh
         module.head(module.compute_logps(batch), batch).loss.backward()
         module.policy.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
-    return {"kernel": kernel, "first_s": times[0], "step_s": statistics.median(times[1:]),
-            "tokens": int(batch["input_ids"].shape[1]), "threads": torch.get_num_threads()}
+    return {
+        "kernel": kernel,
+        "first_s": times[0],
+        "step_s": statistics.median(times[1:]),
+        "tokens": int(batch["input_ids"].shape[1]),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def attention_report(opts: argparse.Namespace, run_worker: Callable[..., dict[str, Any]]) -> str:
-    from ifpo.bench.__main__ import prepare
+    from ifpo.bench.data import prepare
 
-    lines = [f"segment attention kernels: DPO compute step (policy fwd+bwd, reference fwd), {opts.pairs} pairs "
-             f"packed, median of {opts.steps} steps per process, {opts.rounds} alternating rounds, "
-             f"{opts.threads or 'default'} threads"]
+    lines = [
+        f"segment attention kernels: DPO compute step (policy fwd+bwd, reference fwd), {opts.pairs} pairs "
+        f"packed, median of {opts.steps} steps per process, {opts.rounds} alternating rounds, "
+        f"{opts.threads or 'default'} threads"
+    ]
     with tempfile.TemporaryDirectory(prefix="ifpo-bench-attn-") as tmp:
         workdir = Path(tmp)
         prepare(workdir)
@@ -60,8 +69,16 @@ def attention_report(opts: argparse.Namespace, run_worker: Callable[..., dict[st
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in KERNELS}
             for _ in range(opts.rounds):
                 for kernel in KERNELS:
-                    args = ["attention-worker", kernel, "--workdir", str(workdir), "--pairs", str(opts.pairs),
-                            "--steps", str(opts.steps)] + ([] if sharing else ["--no-prefix-sharing"])
+                    args = [
+                        "attention-worker",
+                        kernel,
+                        "--workdir",
+                        str(workdir),
+                        "--pairs",
+                        str(opts.pairs),
+                        "--steps",
+                        str(opts.steps),
+                    ] + ([] if sharing else ["--no-prefix-sharing"])
                     runs[kernel].append(run_worker(args, opts.timeout, opts.threads))
             layout = "packing + prefix sharing" if sharing else "packing only"
             step = {k: statistics.median(r["step_s"] for r in runs[k]) for k in KERNELS}
@@ -69,6 +86,9 @@ def attention_report(opts: argparse.Namespace, run_worker: Callable[..., dict[st
             lines.append(f"{layout} ({runs['sdpa'][0]['tokens']} tokens in the row):")
             for kernel in KERNELS:
                 rounds = ", ".join(f"{r['step_s']:.3f}" for r in runs[kernel])
-                lines.append(f"  {kernel:<5} {step[kernel]:.3f} s/step (rounds: {rounds}); first step {first[kernel]:.2f} s")
+                lines.append(
+                    f"  {kernel:<5} {step[kernel]:.3f} s/step (rounds: {rounds}); first step "
+                    f"{first[kernel]:.2f} s"
+                )
             lines.append(f"  flex / sdpa step time: {step['flex'] / step['sdpa']:.2f}")
     return "\n".join(lines)

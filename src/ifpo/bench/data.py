@@ -67,27 +67,33 @@ def lengths(rng: random.Random, mean: int, spread: int) -> int:
     return max(1, int(rng.gauss(mean, spread)))
 
 
-def make_records(kind: str, count: int, prompt_len: int = 180, response_len: int = 54, seed: int = 0) -> list[dict[str, Any]]:
+def make_records(
+    kind: str, count: int, prompt_len: int = 180, response_len: int = 54, seed: int = 0
+) -> list[dict[str, Any]]:
     """`pair` records {prompt, chosen, rejected, margin} or `quad` records {x1, x2, y1, y2, margin}."""
     source = TextSource(seed)
     rng = random.Random(seed + 1)
     records = []
     for _ in range(count):
         if kind == "pair":
-            records.append({
-                "prompt": source.prompt(lengths(rng, prompt_len, 20)),
-                "chosen": source.response(lengths(rng, response_len, 12)),
-                "rejected": source.response(lengths(rng, response_len, 12)),
-                "margin": float(rng.randint(1, 3)),
-            })
+            records.append(
+                {
+                    "prompt": source.prompt(lengths(rng, prompt_len, 20)),
+                    "chosen": source.response(lengths(rng, response_len, 12)),
+                    "rejected": source.response(lengths(rng, response_len, 12)),
+                    "margin": float(rng.randint(1, 3)),
+                }
+            )
         else:
-            records.append({
-                "x1": source.prompt(lengths(rng, prompt_len, 20)),
-                "x2": source.prompt(lengths(rng, prompt_len, 20)),
-                "y1": source.response(lengths(rng, response_len, 12)),
-                "y2": source.response(lengths(rng, response_len, 12)),
-                "margin": 1.0,
-            })
+            records.append(
+                {
+                    "x1": source.prompt(lengths(rng, prompt_len, 20)),
+                    "x2": source.prompt(lengths(rng, prompt_len, 20)),
+                    "y1": source.response(lengths(rng, response_len, 12)),
+                    "y2": source.response(lengths(rng, response_len, 12)),
+                    "margin": 1.0,
+                }
+            )
     return records
 
 
@@ -97,7 +103,9 @@ def train_tokenizer(folder: Path, seed: int = 0) -> PreTrainedTokenizerFast:
     corpus = [source.prompt(180) for _ in range(1000)]
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.train_from_iterator(corpus, trainers.WordLevelTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS))
+    tokenizer.train_from_iterator(
+        corpus, trainers.WordLevelTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS)
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
@@ -109,17 +117,27 @@ def write_model_config(folder: Path, tokenizer: PreTrainedTokenizerFast, **shape
     """A LlamaForCausalLM config.json for random init (the issue's shape unless overridden)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu", "initializer_range": 0.02,
-        "tie_word_embeddings": False, "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
-        **MODEL_SHAPE, **shape,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "tie_word_embeddings": False,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        **MODEL_SHAPE,
+        **shape,
     }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
-def tokenize_records(records: list[dict[str, Any]], tokenizer: PreTrainedTokenizerFast) -> list[dict[str, Any]]:
+def tokenize_records(
+    records: list[dict[str, Any]], tokenizer: PreTrainedTokenizerFast
+) -> list[dict[str, Any]]:
     """ifpo's tokenised example layout ({field}_ids); responses already end with EOS."""
     out = []
     for record in records:
@@ -130,3 +148,9 @@ def tokenize_records(records: list[dict[str, Any]], tokenizer: PreTrainedTokeniz
             example[f"{field}_ids"] = tokenizer(text, add_special_tokens=False)["input_ids"]
         out.append(example)
     return out
+
+
+def prepare(workdir: Path) -> None:
+    """A bench work folder: the trained word-level tokenizer and a small model config next to it."""
+    tokenizer = train_tokenizer(workdir / "tokenizer")
+    write_model_config(workdir / "model", tokenizer)

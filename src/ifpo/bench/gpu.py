@@ -23,14 +23,32 @@ from typing import Any
 
 import torch
 
-GPU_SHAPE = {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 16, "num_key_value_heads": 8,
-             "intermediate_size": 5632, "vocab_size": 32000}
-TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-              "intermediate_size": 128, "vocab_size": 512}
+GPU_SHAPE = {
+    "hidden_size": 2048,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "intermediate_size": 5632,
+    "vocab_size": 32000,
+}
+TINY_SHAPE = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 512,
+}
 #: (row name, packing, prefix sharing, model.segment_attention); None packing = the bare floor.
-ROWS = [("padded", False, False, "sdpa"), ("prefix+sdpa-dense", True, True, "sdpa"), ("prefix+flex", True, True, "flex"),
-        ("packing+sdpa-dense", True, False, "sdpa"), ("packing+flex", True, False, "flex"),
-        ("packing+flash-varlen", True, False, "flash_varlen"), ("floor", None, None, "sdpa")]
+ROWS = [
+    ("padded", False, False, "sdpa"),
+    ("prefix+sdpa-dense", True, True, "sdpa"),
+    ("prefix+flex", True, True, "flex"),
+    ("packing+sdpa-dense", True, False, "sdpa"),
+    ("packing+flex", True, False, "flex"),
+    ("packing+flash-varlen", True, False, "flash_varlen"),
+    ("floor", None, None, "sdpa"),
+]
 BASE_LENGTH = 2048
 
 
@@ -40,10 +58,14 @@ def _examples(batch: int, length: int, vocab: int, seed: int = 0) -> list[dict[s
     for _ in range(batch):
         response = max(4, length // 8 + rng.randint(-length // 32, length // 32))
         prompt = length - response
-        out.append({"prompt_ids": [rng.randrange(3, vocab) for _ in range(prompt)],
-                    "chosen_ids": [rng.randrange(3, vocab) for _ in range(response)],
-                    "rejected_ids": [rng.randrange(3, vocab) for _ in range(response + rng.randint(-3, 3))],
-                    "margin": 1.0})
+        out.append(
+            {
+                "prompt_ids": [rng.randrange(3, vocab) for _ in range(prompt)],
+                "chosen_ids": [rng.randrange(3, vocab) for _ in range(response)],
+                "rejected_ids": [rng.randrange(3, vocab) for _ in range(response + rng.randint(-3, 3))],
+                "margin": 1.0,
+            }
+        )
     return out
 
 
@@ -53,16 +75,45 @@ def _module(shape: dict[str, int], dtype: str, device: torch.device, folder: str
 
     from ifpo.training.module import PreferenceModule
 
-    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "max_position_embeddings": 16384,
-              "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False,
-              "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2, **shape}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "max_position_embeddings": 16384,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 2,
+        **shape,
+    }
     Path(folder, "config.json").write_text(json.dumps(config))
-    model_cfg = {"name_or_path": None, "config": folder, "tokenizer": None, "dtype": dtype, "attn_implementation": "sdpa",
-                 "gradient_checkpointing": False, "logprob_chunk_size": 1024, "trust_remote_code": False}
+    model_cfg = {
+        "name_or_path": None,
+        "config": folder,
+        "tokenizer": None,
+        "dtype": dtype,
+        "attn_implementation": "sdpa",
+        "gradient_checkpointing": False,
+        "logprob_chunk_size": 1024,
+        "trust_remote_code": False,
+    }
     torch.manual_seed(0)
-    module = PreferenceModule(model_cfg, {"mode": "copy", "name_or_path": None}, {"name": "dpo", "beta": 0.1},
-                              {"lr": 1e-6, "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8,
-                               "scheduler": "constant_with_warmup", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
+    module = PreferenceModule(
+        model_cfg,
+        {"mode": "copy", "name_or_path": None},
+        {"name": "dpo", "beta": 0.1},
+        {
+            "lr": 1e-6,
+            "weight_decay": 0.0,
+            "betas": [0.9, 0.999],
+            "eps": 1e-8,
+            "scheduler": "constant_with_warmup",
+            "warmup_ratio": 0.0,
+            "min_lr_ratio": 0.0,
+        },
+    )
     module.configure_model()
     return module.to(device)
 
@@ -81,8 +132,13 @@ def _pairs(batch: int, length: int) -> int:
     return batch if length <= BASE_LENGTH else max(1, round(batch * BASE_LENGTH / length))
 
 
-def measure_rows(opts: argparse.Namespace, module: Any, device: torch.device, examples: list[dict[str, Any]],
-                 rows: list[tuple[str, bool | None, bool | None, str]]) -> list[dict[str, Any]]:
+def measure_rows(
+    opts: argparse.Namespace,
+    module: Any,
+    device: torch.device,
+    examples: list[dict[str, Any]],
+    rows: list[tuple[str, bool | None, bool | None, str]],
+) -> list[dict[str, Any]]:
     """Time each row on the same examples; a row that does not fit in memory is reported, not fatal."""
     from ifpo.data.collate import PreferenceCollator
     from ifpo.data.packed_collate import PackedPreferenceCollator
@@ -107,7 +163,9 @@ def measure_rows(opts: argparse.Namespace, module: Any, device: torch.device, ex
             if packing is None:  # the floor: full logits, no trainer, no optimizer
                 ids, mask = batch["input_ids"], batch["attention_mask"]
                 logits = module.policy(input_ids=ids, attention_mask=mask).logits
-                torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten()).backward()
+                torch.nn.functional.cross_entropy(
+                    logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten()
+                ).backward()
                 with torch.no_grad():
                     module.reference(input_ids=ids, attention_mask=mask).logits.sum()
                 module.policy.zero_grad(set_to_none=True)
@@ -136,8 +194,15 @@ def measure_rows(opts: argparse.Namespace, module: Any, device: torch.device, ex
         elapsed = (time.perf_counter() - start) / opts.steps
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
         flops = 8 * params * tokens  # 6N per policy token (fwd+bwd) + 2N per reference token (fwd)
-        results.append({**row, "tokens_per_s": tokens / elapsed, "mfu": flops / elapsed / (opts.peak_tflops * 1e12),
-                        "peak_gib": peak, "step_s": elapsed})
+        results.append(
+            {
+                **row,
+                "tokens_per_s": tokens / elapsed,
+                "mfu": flops / elapsed / (opts.peak_tflops * 1e12),
+                "peak_gib": peak,
+                "step_s": elapsed,
+            }
+        )
     return results
 
 
@@ -147,8 +212,10 @@ def format_rows(results: list[dict[str, Any]]) -> list[str]:
         if "error" in r:
             lines.append(f"{r['layout']:<22} {r['error']}")
         else:
-            lines.append(f"{r['layout']:<22} {r['tokens_per_s']:>10.0f} {r['mfu']:>7.1%} {r['peak_gib']:>9.1f} "
-                         f"{r['step_s']:>8.3f}")
+            lines.append(
+                f"{r['layout']:<22} {r['tokens_per_s']:>10.0f} {r['mfu']:>7.1%} {r['peak_gib']:>9.1f} "
+                f"{r['step_s']:>8.3f}"
+            )
     return lines
 
 
@@ -158,8 +225,11 @@ def gpu_report(opts: argparse.Namespace) -> int:
 
     tiny = getattr(opts, "cpu_smoke", False)
     if not tiny and not torch.cuda.is_available():
-        print("python -m ifpo.bench gpu needs a CUDA GPU; none is visible here (torch.cuda.is_available() is False).",
-              file=sys.stderr)
+        print(
+            "python -m ifpo.bench gpu needs a CUDA GPU; none is visible here (torch.cuda.is_available() is "
+            "False).",
+            file=sys.stderr,
+        )
         return 2
     device = torch.device("cpu" if tiny else "cuda")
     shape, dtype = (TINY_SHAPE, "float32") if tiny else (GPU_SHAPE, "bfloat16")
@@ -177,12 +247,14 @@ def gpu_report(opts: argparse.Namespace) -> int:
             examples = _examples(pairs, length, shape["vocab_size"])
             results = measure_rows(opts, module, device, examples, rows)
             report["lengths"][str(length)] = results
-            print(f"ifpo GPU step benchmark on {name}: {params / 1e9:.2f}B params, {dtype}, {pairs} pairs x "
-                  f"{length}-token sequences, {opts.warmup} warm-up + {opts.steps} timed steps", flush=True)
+            print(
+                f"ifpo GPU step benchmark on {name}: {params / 1e9:.2f}B params, {dtype}, {pairs} pairs x "
+                f"{length}-token sequences, {opts.warmup} warm-up + {opts.steps} timed steps",
+                flush=True,
+            )
             print("\n".join(format_rows(results)), flush=True)
     if getattr(opts, "json", None):
         from pathlib import Path
 
         Path(opts.json).write_text(json.dumps(report, indent=1))
     return 0
-

@@ -69,7 +69,9 @@ def measure_peak(method: str, tokens: int, hidden: int, vocab: int, chunk: int) 
     return {"method": method, "tokens": tokens, "extra_bytes": peak - before, "checksum": float(out.sum())}
 
 
-def logprobs_report(opts: argparse.Namespace, run_worker: Callable[[list[str], float], dict[str, Any]]) -> str:
+def logprobs_report(
+    opts: argparse.Namespace, run_worker: Callable[[list[str], float], dict[str, Any]]
+) -> str:
     tokens = opts.sequences * opts.length
     naive_full = 2 * tokens * opts.vocab * 4  # float32 logits + float32 log_softmax output
     naive_tokens = tokens
@@ -77,8 +79,18 @@ def logprobs_report(opts: argparse.Namespace, run_worker: Callable[[list[str], f
         naive_tokens //= 2
 
     def run(method: str, n: int) -> dict[str, Any]:
-        args = ["logprob-worker", method, "--tokens", str(n), "--hidden", str(opts.hidden), "--vocab", str(opts.vocab),
-                "--chunk", str(opts.chunk)]
+        args = [
+            "logprob-worker",
+            method,
+            "--tokens",
+            str(n),
+            "--hidden",
+            str(opts.hidden),
+            "--vocab",
+            str(opts.vocab),
+            "--chunk",
+            str(opts.chunk),
+        ]
         return run_worker(args, opts.timeout)
 
     chunked = run("chunked", tokens)
@@ -87,13 +99,18 @@ def logprobs_report(opts: argparse.Namespace, run_worker: Callable[[list[str], f
     ratio_measured = chunked["extra_bytes"] / naive_scaled
     ratio_analytic = chunked["extra_bytes"] / naive_full
     lines = [
-        (f"log-prob peak extra memory: vocab {opts.vocab:,}, hidden {opts.hidden:,}, "
-         f"{opts.sequences} x {opts.length:,} tokens, chunk {opts.chunk}"),
+        (
+            f"log-prob peak extra memory: vocab {opts.vocab:,}, hidden {opts.hidden:,}, "
+            f"{opts.sequences} x {opts.length:,} tokens, chunk {opts.chunk}"
+        ),
         f"  chunked (measured, full size)                 {chunked['extra_bytes'] / GB:8.2f} GB",
-        f"  naive float32 log_softmax, measured at {naive_tokens:,} tokens {naive['extra_bytes'] / GB:8.2f} GB",
+        f"  naive float32 log_softmax, measured at {naive_tokens:,} tokens {naive['extra_bytes'] / GB:8.2f} "
+        f"GB",
         f"  naive, that measurement scaled to {tokens:,} tokens  {naive_scaled / GB:8.2f} GB",
         f"  naive, analytic full size (logits + log_softmax, fp32)  {naive_full / GB:8.2f} GB",
-        (f"  chunked / naive: {ratio_measured:.3f} (scaled measurement), {ratio_analytic:.3f} (analytic); "
-         f"target <= 0.125: {'met' if max(ratio_measured, ratio_analytic) <= 0.125 else 'NOT met'}"),
+        (
+            f"  chunked / naive: {ratio_measured:.3f} (scaled measurement), {ratio_analytic:.3f} (analytic); "
+            f"target <= 0.125: {'met' if max(ratio_measured, ratio_analytic) <= 0.125 else 'NOT met'}"
+        ),
     ]
     return "\n".join(lines)

@@ -20,12 +20,17 @@ def _machine(threads: Any = None) -> str:
 def steps_table(rows: list[dict[str, Any]], batch: int, warmup: int, steps: int) -> str:
     by_name = {r["name"]: r for r in rows}
     trl, floor = by_name.get("trl-dpo"), by_name.get("floor")
-    header = f"{'configuration':<22} {'ex/s':>7} {'tok/s':>8} {'s/step':>7} {'peak MB':>8} {'x TRL':>6} {'x floor':>7}  what"
+    header = (
+        f"{'configuration':<22} {'ex/s':>7} {'tok/s':>8} {'s/step':>7} {'peak MB':>8} {'x TRL':>6} "
+        f"{'x floor':>7}  what"
+    )
     threads = "/".join(str(t) for t in sorted({r["threads"] for r in rows if r.get("threads")})) or None
     lines = [
-        f"ifpo step benchmark: batch {batch} per step, {warmup} warm-up + {steps} timed steps, fp32, {_machine(threads)}",
+        f"ifpo step benchmark: batch {batch} per step, {warmup} warm-up + {steps} timed steps, fp32, "
+        f"{_machine(threads)}",
         "(ex/s: pairs/s, or quads/s for IOPO; tok/s: real prompt+response tokens of the workload, no pads)",
-        header, "-" * len(header),
+        header,
+        "-" * len(header),
     ]
     for r in rows:
         x_trl = f"{r['examples_per_s'] / trl['examples_per_s']:.2f}" if trl else "-"
@@ -45,5 +50,7 @@ def steps_table(rows: list[dict[str, Any]], batch: int, warmup: int, steps: int)
     if dpo and iopo:
         checks.append(("IOPO / DPO", iopo["examples_per_s"] / dpo["examples_per_s"], 0.45))
     for label, value, target in checks:
-        lines.append(f"  {label:<28} {value:6.2f}  (target >= {target}: {'met' if value >= target else 'NOT met'})")
+        lines.append(
+            f"  {label:<28} {value:6.2f}  (target >= {target}: {'met' if value >= target else 'NOT met'})"
+        )
     return "\n".join(lines)

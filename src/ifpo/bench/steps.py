@@ -51,12 +51,26 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
     Setup("floor", "pair", "floor", description="bare padded policy fwd+bwd + ref fwd, full logits"),
 ]}
 
-OPTIM = {"lr": 1e-5, "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8, "scheduler": "constant_with_warmup",
-         "warmup_ratio": 0.0, "min_lr_ratio": 0.0}
+OPTIM = {
+    "lr": 1e-5,
+    "weight_decay": 0.0,
+    "betas": [0.9, 0.999],
+    "eps": 1e-8,
+    "scheduler": "constant_with_warmup",
+    "warmup_ratio": 0.0,
+    "min_lr_ratio": 0.0,
+}
 LOSSES = {
     "dpo": {"name": "dpo", "beta": 0.1, "label_smoothing": 0.0, "variant": "sigmoid", "sft_weight": 0.0},
-    "rpo": {"name": "rpo", "beta": 0.1, "label_smoothing": 0.0, "variant": "sigmoid", "sft_weight": 0.0,
-            "gamma": 0.05, "margin_in_beta": False},
+    "rpo": {
+        "name": "rpo",
+        "beta": 0.1,
+        "label_smoothing": 0.0,
+        "variant": "sigmoid",
+        "sft_weight": 0.0,
+        "gamma": 0.05,
+        "margin_in_beta": False,
+    },
     "iopo": {"name": "iopo", "beta": 0.1, "label_smoothing": 0.0, "sft_weight": 0.0},
 }
 
@@ -73,15 +87,25 @@ def workload_tokens(examples: list[dict[str, Any]], kind: str) -> int:
     """
     if kind == "pair":
         return sum(2 * len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples)
-    return sum(2 * (len(e["x1_ids"]) + len(e["x2_ids"]) + len(e["y1_ids"]) + len(e["y2_ids"])) for e in examples)
+    return sum(
+        2 * (len(e["x1_ids"]) + len(e["x2_ids"]) + len(e["y1_ids"]) + len(e["y2_ids"])) for e in examples
+    )
 
 
 def _model_cfg(workdir: Path, attention: str = "auto") -> dict[str, Any]:
-    return {"name_or_path": None, "config": str(workdir / "model"), "tokenizer": str(workdir / "tokenizer"),
-            "dtype": "float32", "attn_implementation": "sdpa", "gradient_checkpointing": False,
-            "logprob_chunk_size": 1024, "trust_remote_code": False, "segment_attention": attention,
-            # The bench tokenises raw text itself; load_tokenizer refuses a tokenizer without a template.
-            "chat_template": "chatml"}
+    return {
+        "name_or_path": None,
+        "config": str(workdir / "model"),
+        "tokenizer": str(workdir / "tokenizer"),
+        "dtype": "float32",
+        "attn_implementation": "sdpa",
+        "gradient_checkpointing": False,
+        "logprob_chunk_size": 1024,
+        "trust_remote_code": False,
+        "segment_attention": attention,
+        # The bench tokenises raw text itself; load_tokenizer refuses a tokenizer without a template.
+        "chat_template": "chatml",
+    }
 
 
 def _examples(setup: Setup, tokenizer: Any, count: int) -> list[dict[str, Any]]:
@@ -99,8 +123,9 @@ def run_ifpo(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) -
     tokenizer = load_tokenizer(_model_cfg(workdir))
     examples = _examples(setup, tokenizer, batch * (warmup + steps))
     head = get_loss_head(**LOSSES[setup.loss])
-    collator = make_collator({"packing": setup.packing, "prefix_sharing": setup.prefix_sharing}, head.roles,
-                             tokenizer.pad_token_id)
+    collator = make_collator(
+        {"packing": setup.packing, "prefix_sharing": setup.prefix_sharing}, head.roles, tokenizer.pad_token_id
+    )
     loader = DataLoader(examples, batch_size=batch, shuffle=False, collate_fn=collator, drop_last=True)
     stamps: list[float] = []
 
@@ -109,11 +134,22 @@ def run_ifpo(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) -
             stamps.append(time.perf_counter())
 
     torch.manual_seed(0)
-    module = PreferenceModule(_model_cfg(workdir, setup.attention), {"mode": "copy", "name_or_path": None},
-                              LOSSES[setup.loss], OPTIM)
+    module = PreferenceModule(
+        _model_cfg(workdir, setup.attention),
+        {"mode": "copy", "name_or_path": None},
+        LOSSES[setup.loss],
+        OPTIM,
+    )
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Stamp()], num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Stamp()],
+        num_sanity_val_steps=0,
         precision="32-true",
     )
     trainer.fit(module, train_dataloaders=loader)
@@ -129,7 +165,9 @@ def run_trl(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) ->
     records = make_records("pair", batch * (warmup + steps), seed=1)
     train = datasets.Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in records])
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(workdir / "model"), attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(workdir / "model"), attn_implementation="sdpa"
+    )
     reference = copy.deepcopy(model).eval()
     stamps: list[float] = []
 
@@ -138,13 +176,32 @@ def run_trl(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) ->
             stamps.append(time.perf_counter())
 
     args = DPOConfig(
-        output_dir=str(workdir / "trl_out"), per_device_train_batch_size=batch, max_steps=warmup + steps,
-        learning_rate=OPTIM["lr"], lr_scheduler_type="constant", beta=0.1, max_length=None, use_cpu=True,
-        report_to=[], save_strategy="no", logging_steps=10_000, dataloader_num_workers=0, bf16=False, fp16=False,
-        disable_tqdm=True, seed=0, gradient_checkpointing=False,
+        output_dir=str(workdir / "trl_out"),
+        per_device_train_batch_size=batch,
+        max_steps=warmup + steps,
+        learning_rate=OPTIM["lr"],
+        lr_scheduler_type="constant",
+        beta=0.1,
+        max_length=None,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=10_000,
+        dataloader_num_workers=0,
+        bf16=False,
+        fp16=False,
+        disable_tqdm=True,
+        seed=0,
+        gradient_checkpointing=False,
     )
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=train, processing_class=tokenizer,
-                         callbacks=[Stamp()])
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        callbacks=[Stamp()],
+    )
     trainer.train()
     return stamps
 
@@ -159,13 +216,17 @@ def run_floor(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) 
     examples = _examples(setup, tokenizer, batch * (warmup + steps))
     collator = PreferenceCollator(("chosen", "rejected"), tokenizer.pad_token_id)
     torch.manual_seed(0)
-    policy = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(workdir / "model"), attn_implementation="sdpa")
+    policy = AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(workdir / "model"), attn_implementation="sdpa"
+    )
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     stamps = []
     for start in range(0, len(examples), batch):
         padded = collator(examples[start : start + batch])
         logits = policy(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), padded["labels"][:, 1:].flatten())
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), padded["labels"][:, 1:].flatten()
+        )
         loss.backward()
         with torch.no_grad():
             reference(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits.sum()
@@ -185,13 +246,20 @@ def measure(name: str, workdir: Path, batch: int, warmup: int, steps: int) -> di
     if len(stamps) < warmup + steps:
         raise RuntimeError(f"{name}: recorded {len(stamps)} steps, expected {warmup + steps}")
     # Median step time: robust to other jobs stealing the (shared) CPUs for a step or two.
-    durations = sorted(b - a for a, b in zip(stamps[warmup - 1 : warmup + steps - 1], stamps[warmup : warmup + steps]))
+    durations = sorted(
+        b - a for a, b in zip(stamps[warmup - 1 : warmup + steps - 1], stamps[warmup : warmup + steps])
+    )
     elapsed = durations[len(durations) // 2] * steps
     from ifpo.models.loading import load_tokenizer
 
     timed = _examples(setup, load_tokenizer(_model_cfg(workdir)), batch * (warmup + steps))[batch * warmup :]
     return {
-        "name": name, "description": setup.description, "kind": setup.kind,
-        "examples_per_s": len(timed) / elapsed, "tokens_per_s": workload_tokens(timed, setup.kind) / elapsed,
-        "step_s": elapsed / steps, "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
+        "name": name,
+        "description": setup.description,
+        "kind": setup.kind,
+        "examples_per_s": len(timed) / elapsed,
+        "tokens_per_s": workload_tokens(timed, setup.kind) / elapsed,
+        "step_s": elapsed / steps,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(),
     }

@@ -105,15 +105,18 @@ def reversal_quad(
     """The quad whose y2 fails the fewest constraints of x1 (first in sample order on ties).
 
     Only exact reverses are used unless ``allow_approximate`` (then the re-check decides: an
-    approximate reverse y2 does not meet rejects that y2). Each rejected y2 candidate is counted under ``reverse_candidate:<reason>``; an instruction
+    approximate reverse y2 does not meet rejects that y2). Each rejected y2 candidate is counted under
+    ``reverse_candidate:<reason>``; an instruction
     that yields no quad is counted once under its instruction-level reason.
     """
     y1 = next((i for i, vector in enumerate(vectors) if all(vector)), None)
     if y1 is None:
         stats.skip("no_response_meets_x1")
         return None
-    candidates = sorted((i for i, vector in enumerate(vectors) if not all(vector)),
-                        key=lambda i: (len(vectors[i]) - sum(vectors[i]), i))
+    candidates = sorted(
+        (i for i, vector in enumerate(vectors) if not all(vector)),
+        key=lambda i: (len(vectors[i]) - sum(vectors[i]), i),
+    )
     if not candidates:
         stats.skip("no_response_violates_x1")
         return None
@@ -129,8 +132,9 @@ def reversal_quad(
     return None
 
 
-def _reversed_instruction(x1: Sequence[Constraint], failed: Sequence[int], reverse: Reverse,
-                          allow_approximate: bool) -> tuple[list[Constraint] | None, str | None]:
+def _reversed_instruction(
+    x1: Sequence[Constraint], failed: Sequence[int], reverse: Reverse, allow_approximate: bool
+) -> tuple[list[Constraint] | None, str | None]:
     x2 = list(x1)
     for k in failed:
         if not x1[k].checkable:
@@ -148,8 +152,14 @@ def _reversed_instruction(x1: Sequence[Constraint], failed: Sequence[int], rever
     return x2, None
 
 
-def _quad_problem(x1: Sequence[Constraint], x2: Sequence[Constraint], failed: Sequence[int], y1: str, y2: str,
-                  prompt: str | None) -> str | None:
+def _quad_problem(
+    x1: Sequence[Constraint],
+    x2: Sequence[Constraint],
+    failed: Sequence[int],
+    y1: str,
+    y2: str,
+    prompt: str | None,
+) -> str | None:
     """The first of the four IOPO relations the rule checkers do not confirm (None: all hold)."""
 
     def meets(constraints: Sequence[Constraint], response: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints import Constraint, DataFormatError, free_text, parse_ifeval_record
+from ifpo.constraints import Constraint, ConstraintFormatError, free_text, parse_ifeval_record
 from ifpo.constraints.parsing import parse_jsonl
 from ifpo.data import synthetic
 from ifpo.sampling.base import Messages, SampleRequest, derive_seed
@@ -63,23 +63,32 @@ def sample_request(item: SourceItem, constraints: Sequence[Constraint], style: s
 
 def _messages(value: Any, source: str, line: int) -> tuple[str | None, Messages]:
     if not isinstance(value, list) or not value:
-        raise DataFormatError("'messages' must be a non-empty list", source=source, line=line, field="messages")
+        raise ConstraintFormatError(
+            "'messages' must be a non-empty list", source=source, line=line, field="messages"
+        )
     system, history = None, []
     for i, message in enumerate(value):
         where = f"messages[{i}]"
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise DataFormatError("expected {role, content} with string content", source=source, line=line, field=where)
+            raise ConstraintFormatError(
+                "expected {role, content} with string content", source=source, line=line, field=where
+            )
         role = message.get("role")
         if role == "system" and i == 0:
             system = message["content"]
         elif role in ("user", "assistant"):
             history.append({"role": role, "content": message["content"]})
         else:
-            raise DataFormatError(f"unexpected role {role!r} (a system message may only come first)",
-                                  source=source, line=line, field=f"{where}.role")
+            raise ConstraintFormatError(
+                f"unexpected role {role!r} (a system message may only come first)",
+                source=source,
+                line=line,
+                field=f"{where}.role",
+            )
     if not history or history[-1]["role"] != "user":
-        raise DataFormatError("the last message must be the user turn to answer", source=source, line=line,
-                              field="messages")
+        raise ConstraintFormatError(
+            "the last message must be the user turn to answer", source=source, line=line, field="messages"
+        )
     return system, history
 
 
@@ -95,26 +104,34 @@ def parse_item(record: Any, source: str, line: int, default_system: str | None) 
         history = [{"role": "user", "content": instruction.prompt}]
     extra = record.get("free_text_constraints", [])
     if not isinstance(extra, list) or not all(isinstance(t, str) and t.strip() for t in extra):
-        raise DataFormatError("'free_text_constraints' must be a list of non-empty strings", source=source,
-                              line=line, field="free_text_constraints")
+        raise ConstraintFormatError(
+            "'free_text_constraints' must be a list of non-empty strings",
+            source=source,
+            line=line,
+            field="free_text_constraints",
+        )
     constraints = instruction.constraints + tuple(free_text(t) for t in extra)
     if not constraints:
-        raise DataFormatError("no constraints", source=source, line=line, field="instruction_id_list",
-                              reason="no_constraints")
+        raise ConstraintFormatError(
+            "no constraints", source=source, line=line, field="instruction_id_list", reason="no_constraints"
+        )
     item_id = instruction.id if instruction.id is not None else f"line-{line}"
     return SourceItem(item_id, history, constraints, system if system is not None else default_system)
 
 
-def load_instructions(path: str | Path, on_error: str = "raise", default_system: str | None = None
-                      ) -> tuple[list[SourceItem], Counter[str]]:
-    """Items of an instructions JSONL; bad lines raise (file, line, field) or are counted with on_error=skip."""
+def load_instructions(
+    path: str | Path, on_error: str = "raise", default_system: str | None = None
+) -> tuple[list[SourceItem], Counter[str]]:
+    """Items of an instructions JSONL; bad lines raise (file, line, field) or are counted with
+    on_error=skip."""
     seen: set[str] = set()
 
     def parse_unique(record: Any, source: str, line: int) -> SourceItem:
         item = parse_item(record, source, line, default_system)
         if item.id in seen:
-            raise DataFormatError(f"duplicate id {item.id!r}", source=source, line=line, field="key",
-                                  reason="duplicate_id")
+            raise ConstraintFormatError(
+                f"duplicate id {item.id!r}", source=source, line=line, field="key", reason="duplicate_id"
+            )
         seen.add(item.id)
         return item
 

@@ -59,7 +59,9 @@ class ResumableJsonl:
         with self.ledger.open("r+b") as handle:
             handle.truncate(good_bytes)
         if not self.path.exists():
-            raise ValueError(f"{self.path} is missing but its progress ledger exists; use builder.overwrite=true")
+            raise ValueError(
+                f"{self.path} is missing but its progress ledger exists; use builder.overwrite=true"
+            )
         with self.path.open("r+b") as handle:
             handle.truncate(offset)
 

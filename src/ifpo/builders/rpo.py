@@ -67,25 +67,36 @@ def rpo_pairs(
                 stats.skip("margin_at_most_min_margin", 2)
                 continue
             for win, lose in ((i, j), (j, i)):
-                rewritten = [c if ok else reversed_at(k) for k, (c, ok) in enumerate(zip(constraints, vectors[win]))]
+                rewritten = [
+                    c if ok else reversed_at(k) for k, (c, ok) in enumerate(zip(constraints, vectors[win]))
+                ]
                 if any(c is None for c in rewritten):
                     stats.skip("no_reverse")
                     continue
                 final = tuple(c for c in rewritten if c is not None)
-                if responses is not None and not _chosen_fits(constraints, vectors[win], final, responses[win], stats):
+                if responses is not None and not _chosen_fits(
+                    constraints, vectors[win], final, responses[win], stats
+                ):
                     continue
                 pairs.append(RPOPair(win, lose, g, final))
     return pairs
 
 
-def _chosen_fits(original: Sequence[Constraint], vector: Sequence[bool], rewritten: Sequence[Constraint],
-                 response: str, stats: BuildStats) -> bool:
+def _chosen_fits(
+    original: Sequence[Constraint],
+    vector: Sequence[bool],
+    rewritten: Sequence[Constraint],
+    response: str,
+    stats: BuildStats,
+) -> bool:
     for before, ok, after in zip(original, vector, rewritten):
         if not after.checkable or after.check(response):
             continue
         if ok or before.reverse_exactness == "exact":
-            raise AssertionError(f"chosen response fails {after!r} of its rewritten instruction "
-                                 f"(from {before!r}, satisfied={ok}): {response[:200]!r}")
+            raise AssertionError(
+                f"chosen response fails {after!r} of its rewritten instruction "
+                f"(from {before!r}, satisfied={ok}): {response[:200]!r}"
+            )
         stats.skip("approximate_reverse_not_met")
         return False
     return True

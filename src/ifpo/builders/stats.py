@@ -9,7 +9,8 @@ from typing import Any
 
 @dataclass
 class BuildStats:
-    """Additive counters; one per instruction is saved in the progress ledger, so a resumed run sums the same."""
+    """Additive counters; one per instruction is saved in the progress ledger, so a resumed run sums the
+    same."""
 
     instructions: int = 0
     kept: int = 0

@@ -45,14 +45,19 @@ def app_help(config_name: str) -> str:
         in_defaults = in_defaults and (line.startswith(" ") or not line.strip())
         if (m := KEY_LINE.match(line)) and m.group(1) != "defaults" and m.group(2):
             keys.append((m.group(1), m.group(2), m.group(3) or ""))
-    header = [ln[1:].strip() for ln in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("#"))]]
+    header = [
+        ln[1:].strip() for ln in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("#"))]
+    ]
     # Groups added with a `+` (e.g. eval.py's `+eval=ifeval`) are named in the header comment.
     for group in dict.fromkeys(re.findall(r"\+(\w+)=", " ".join(header))):
         if (conf / group).is_dir() and group not in {g for g, _, _ in groups}:
             groups.insert(0, (group, "", f"required: +{group}=NAME"))
-    out = [f"python {config_name}.py [group=option ...] [key=value ...]   (-m: sweep over a,b,c values)",
-           *_wrap(" ".join(ln for ln in header if ln and not ln.startswith("python ")), 2), "",
-           "Config groups (default in brackets; conf/<group>/<option>.yaml):"]
+    out = [
+        f"python {config_name}.py [group=option ...] [key=value ...]   (-m: sweep over a,b,c values)",
+        *_wrap(" ".join(ln for ln in header if ln and not ln.startswith("python ")), 2),
+        "",
+        "Config groups (default in brackets; conf/<group>/<option>.yaml):",
+    ]
     for group, default, note in groups:
         opts = [f"[{o}]" if o == default else o for o in _options(conf, group)]
         out.append(f"  {group:15s} {note}"[:WIDTH])
@@ -61,10 +66,13 @@ def app_help(config_name: str) -> str:
     for key, value, note in keys:
         value = "(interpolated)" if "$" in value else value
         out += _wrap(f"{key:17s} {value:24s} {note}".rstrip(), 2)
-    out += ["", "Any field: group.key=value (e.g. loss.beta=0.2); add a new one with +key=value.",
-            f"Show the composed config: python {config_name}.py [overrides] --cfg job [--resolve]",
-            f"Tab completion (bash): eval \"$$(python {config_name}.py -sc install=bash)\"",
-            "Hydra's own flags and groups: --hydra-help"]
+    out += [
+        "",
+        "Any field: group.key=value (e.g. loss.beta=0.2); add a new one with +key=value.",
+        f"Show the composed config: python {config_name}.py [overrides] --cfg job [--resolve]",
+        f'Tab completion (bash): eval "$$(python {config_name}.py -sc install=bash)"',
+        "Hydra's own flags and groups: --hydra-help",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -77,8 +77,8 @@ class ModelConfig:
     config: str | None = None  # architecture config (folder or config.json) for random init
     tokenizer: str | None = None  # defaults to name_or_path
     chat_template: str | None = None  # a .jinja file or a bundled name (chatml); default: the tokenizer's own
-    gguf_file: str | None = None  # converted once into name_or_path (a plain HF folder), then loaded from there
-    gguf_package: str | None = None  # the installed distribution that ships gguf_file; null: gguf_file is a path
+    gguf_file: str | None = None
+    gguf_package: str | None = None
     dtype: Dtype = Dtype.float32
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     gradient_checkpointing: bool = False
@@ -179,7 +179,12 @@ class IOPOLossConfig:
     __post_init__ = DPOLossConfig.__post_init__
 
 
-LOSS_SCHEMAS: dict[str, type] = {"sft": SFTLossConfig, "dpo": DPOLossConfig, "rpo": RPOLossConfig, "iopo": IOPOLossConfig}
+LOSS_SCHEMAS: dict[str, type] = {
+    "sft": SFTLossConfig,
+    "dpo": DPOLossConfig,
+    "rpo": RPOLossConfig,
+    "iopo": IOPOLossConfig,
+}
 
 
 def validate_loss_config(loss: Any) -> Any:

@@ -58,7 +58,8 @@ def refuse_secret_overrides(overrides: Iterable[str], cfg: DictConfig | None = N
     if keys:
         hints = "; ".join(f"{key}: set {_env_hint(key, cfg)}" for key in keys)
         raise SecretOnCommandLineError(
-            f"refusing a secret on the command line ({', '.join(keys)}): it would be saved in the run folder's "
+            f"refusing a secret on the command line ({', '.join(keys)}): it would be saved in the run "
+            f"folder's "
             f".hydra/ files and logs. Put it in the environment instead — {hints}."
         )
 

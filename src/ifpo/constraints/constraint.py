@@ -11,7 +11,7 @@ import functools
 import json
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -244,11 +244,3 @@ class Instruction:
             "instruction_id_list": self.instruction_ids,
             "kwargs": [copy.deepcopy(dict(c.kwargs)) for c in self.constraints],
         }
-
-
-def constraints_from_lists(kinds: Sequence[str], kwargs_list: Sequence[Mapping[str, Any]]) -> list[Constraint]:
-    """Pair up an id list and a kwargs list (lengths must match)."""
-    if len(kinds) != len(kwargs_list):
-        raise ConstraintError(f"{len(kinds)} instruction ids but {len(kwargs_list)} kwargs entries",
-                              field="kwargs", reason="length_mismatch")
-    return [Constraint(k, kw) for k, kw in zip(kinds, kwargs_list)]

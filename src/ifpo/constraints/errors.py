@@ -6,6 +6,8 @@ can count skips by reason or show a precise message to the person fixing data.
 
 from __future__ import annotations
 
+from ifpo.io.errors import DataFormatError
+
 
 class ConstraintError(ValueError):
     """A constraint (kind id + parameters) is invalid or cannot be used.
@@ -36,15 +38,19 @@ class ConstraintError(ValueError):
         if field is not None:
             where.append(f"field {field!r}")
         prefix = (":".join(where[:2]) + (f" {where[2]}" if len(where) > 2 else "")) if where else ""
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        # ValueError's own __init__, not super(): ConstraintFormatError also derives from
+        # DataFormatError, whose __init__ takes (source, line, field, problem).
+        ValueError.__init__(self, f"{prefix}: {message}" if prefix else message)
 
 
-class DataFormatError(ConstraintError):
-    """A record in a data file is malformed (bad JSON/CSV, missing or mistyped field)."""
+class ConstraintFormatError(ConstraintError, DataFormatError):
+    """A record of an instructions/benchmark file is malformed (bad JSON/CSV, missing or mistyped
+    field): a ConstraintError for the constraint code, and the project's one DataFormatError."""
 
     def __init__(self, message: str, **kwargs: object) -> None:
         kwargs.setdefault("reason", "malformed_record")
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        ConstraintError.__init__(self, message, **kwargs)  # type: ignore[arg-type]
+        self.problem = message
 
 
 class ResourceUnavailableError(ConstraintError):

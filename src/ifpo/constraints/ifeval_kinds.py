@@ -255,7 +255,8 @@ IFEVAL_KINDS: dict[str, IFEvalKindInfo] = {
         templates=(
             "There should be {num_paragraphs} paragraphs. Paragraphs are separated with the markdown "
             "divider: ***",
-            "Write exactly {num_paragraphs} paragraphs, separated from each other by the markdown divider ***.",
+            "Write exactly {num_paragraphs} paragraphs, separated from each other by the markdown divider "
+            "***.",
             "Your answer must have {num_paragraphs} paragraphs; put *** between consecutive paragraphs.",
         ),
         revise=_change_exact_count("length_constraints:number_paragraphs", "num_paragraphs"),
@@ -295,7 +296,8 @@ IFEVAL_KINDS: dict[str, IFEvalKindInfo] = {
     "detectable_content:postscript": IFEvalKindInfo(
         param_types={"postscript_marker": str},
         templates=(
-            "At the end of your response, please explicitly add a postscript starting with {postscript_marker}",
+            "At the end of your response, please explicitly add a postscript starting with "
+            "{postscript_marker}",
             "End your answer with a postscript that begins with {postscript_marker}",
         ),
         revise=_swap_choice("detectable_content:postscript", "postscript_marker", POSTSCRIPT_MARKERS),

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ifpo.constraints.constraint import Constraint, Instruction
-from ifpo.constraints.errors import ConstraintError, DataFormatError
+from ifpo.constraints.errors import ConstraintError, ConstraintFormatError
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 T = TypeVar("T")
 
 
 def _require(record: Mapping[str, Any], name: str, expected: type, source: str, line: int | None) -> Any:
     if name not in record:
-        raise DataFormatError(f"missing field {name!r}", source=source, line=line, field=name,
+        raise ConstraintFormatError(f"missing field {name!r}", source=source, line=line, field=name,
                               reason="missing_field")
     value = record[name]
     if not isinstance(value, expected):
-        raise DataFormatError(
+        raise ConstraintFormatError(
             f"{name!r} must be {expected.__name__}, got {type(value).__name__}",
             source=source, line=line, field=name, reason="bad_type",
         )
@@ -37,26 +36,26 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
     the offending field, e.g. ``kwargs[2].num_words``.
     """
     if not isinstance(record, Mapping):
-        raise DataFormatError(f"record must be a JSON object, got {type(record).__name__}",
+        raise ConstraintFormatError(f"record must be a JSON object, got {type(record).__name__}",
                               source=source, line=line, reason="bad_type")
     prompt = _require(record, "prompt", str, source, line)
     ids = _require(record, "instruction_id_list", list, source, line)
     kwargs_list = record.get("kwargs", [{} for _ in ids])
     if not isinstance(kwargs_list, list):
-        raise DataFormatError(f"'kwargs' must be list, got {type(kwargs_list).__name__}",
+        raise ConstraintFormatError(f"'kwargs' must be list, got {type(kwargs_list).__name__}",
                               source=source, line=line, field="kwargs", reason="bad_type")
     if len(kwargs_list) != len(ids):
-        raise DataFormatError(f"{len(ids)} instruction ids but {len(kwargs_list)} kwargs entries",
+        raise ConstraintFormatError(f"{len(ids)} instruction ids but {len(kwargs_list)} kwargs entries",
                               source=source, line=line, field="kwargs", reason="length_mismatch")
     constraints = []
     for i, (kind, kwargs) in enumerate(zip(ids, kwargs_list)):
         if not isinstance(kind, str):
-            raise DataFormatError(f"instruction id must be a string, got {kind!r}", source=source,
+            raise ConstraintFormatError(f"instruction id must be a string, got {kind!r}", source=source,
                                   line=line, field=f"instruction_id_list[{i}]", reason="bad_type")
         if kwargs is None:
             kwargs = {}
         if not isinstance(kwargs, Mapping):
-            raise DataFormatError(f"kwargs entry must be an object, got {type(kwargs).__name__}",
+            raise ConstraintFormatError(f"kwargs entry must be an object, got {type(kwargs).__name__}",
                                   source=source, line=line, field=f"kwargs[{i}]", reason="bad_type")
         try:
             constraints.append(Constraint(kind, {k: v for k, v in kwargs.items() if v is not None}))
@@ -67,24 +66,6 @@ def parse_ifeval_record(record: Any, source: str = "<record>", line: int | None 
                                   reason=exc.reason) from exc
     key = record.get("key", record.get("id"))
     return Instruction(prompt=prompt, constraints=tuple(constraints), id=None if key is None else str(key))
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def is_unicode_text(value: Any) -> bool:
-    """False when a decoded JSON value holds a lone surrogate (from an escape such as "\\ud800"):
-    Python accepts it, but it is not Unicode text and cannot be written as UTF-8 later."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def has_lone_surrogate(text: str, value: Any) -> bool:
-    """True when JSON `text`, decoded to `value`, holds a lone surrogate (one regex scan when it cannot)."""
-    return bool(_SURROGATE_ESCAPE.search(text)) and not is_unicode_text(value)
 
 
 def parse_jsonl(
@@ -103,30 +84,15 @@ def parse_jsonl(
     source = str(path)
     parsed: list[T] = []
     skipped: Counter[str] = Counter()
-    # Bytes, decoded per line: invalid UTF-8 is a located error (or a counted skip) for its line only.
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                try:
-                    text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataFormatError(f"invalid UTF-8 at byte {exc.start + 1} of the line", source=source,
-                                          line=line_no, reason="invalid_utf8") from None
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    problem = f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                    raise DataFormatError(problem, source=source, line=line_no, reason="invalid_json") from None
-                if has_lone_surrogate(text, record):
-                    raise DataFormatError("a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text",
-                                          source=source, line=line_no, reason="invalid_unicode")
-                parsed.append(parse(record, source, line_no))
-            except ConstraintError as exc:
-                if on_error == "raise":
-                    raise
-                skipped[exc.reason] += 1
+    for line_no, record in read_jsonl(path):
+        try:
+            if isinstance(record, BadLine):
+                raise ConstraintFormatError(record.problem, source=source, line=line_no, reason=record.reason)
+            parsed.append(parse(record, source, line_no))
+        except ConstraintError as exc:
+            if on_error == "raise":
+                raise
+            skipped[exc.reason] += 1
     return parsed, skipped
 
 
@@ -138,4 +104,6 @@ def load_ifeval_jsonl(
     Returns the instructions and a counter of skipped records by reason (empty
     unless ``on_error="skip"``). Blank lines are ignored.
     """
-    return parse_jsonl(path, lambda record, source, line: parse_ifeval_record(record, source=source, line=line), on_error)
+    return parse_jsonl(
+        path, lambda record, source, line: parse_ifeval_record(record, source=source, line=line), on_error
+    )

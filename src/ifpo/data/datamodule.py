@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
 import lightning.pytorch as pl
@@ -11,35 +11,50 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from ifpo.data.collate import PreferenceCollator
-from ifpo.data.errors import SkipCounter
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.data.sampler import ResumableDataLoader, ResumableSampler, global_seed
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
-from ifpo.losses.base import LossHead
-from ifpo.training.resume import ResumableDataLoader, ResumableSampler, global_seed
+from ifpo.io.errors import SkipCounter
 
 log = logging.getLogger(__name__)
 LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted
+
+
+class DataSpec(Protocol):
+    """What the data needs from a loss head (a LossHead satisfies it): which records, which sequences.
+
+    A protocol rather than an import of ifpo.losses: data sits below losses in the layers.
+    """
+
+    name: str
+    record_kind: str
+    roles: tuple[str, ...]
 
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
-def make_collator(cfg: Any, roles: tuple[str, ...], pad_token_id: int) -> PreferenceCollator | PackedPreferenceCollator:
-    """data.packing: one padding-free row per batch (prompts shared with data.prefix_sharing); else padded rows."""
+def make_collator(
+    cfg: Any, roles: tuple[str, ...], pad_token_id: int
+) -> PreferenceCollator | PackedPreferenceCollator:
+    """data.packing: one padding-free row per batch (prompts shared with data.prefix_sharing); else padded
+    rows."""
     if cfg.get("packing", False):
         return PackedPreferenceCollator(roles, prefix_sharing=bool(cfg.get("prefix_sharing", False)))
     return PreferenceCollator(roles, pad_token_id)
 
 
 class PreferenceDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: LossHead) -> None:
+    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: DataSpec) -> None:
         super().__init__()
         self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
         self.kind = _value(cfg.kind) or head.record_kind
         if self.kind != head.record_kind:
-            raise ValueError(f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records")
+            raise ValueError(
+                f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records"
+            )
         self.collator = make_collator(cfg, head.roles, tokenizer.pad_token_id)
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
@@ -78,7 +93,9 @@ class PreferenceDataModule(pl.LightningDataModule):
             if n < LOGGED_DROPS:
                 log.warning("data[%s]: dropped %s: %s", split, where or "a record", reason)
         if len(dropped) > LOGGED_DROPS:
-            log.warning("data[%s]: ... %d more dropped (counts by reason below)", split, len(dropped) - LOGGED_DROPS)
+            log.warning(
+                "data[%s]: ... %d more dropped (counts by reason below)", split, len(dropped) - LOGGED_DROPS
+            )
         kept = tokenized.filter(lambda r: r["keep"]).remove_columns(["keep", "drop_reason", "where"])
         return kept.with_format(None)
 
@@ -88,7 +105,9 @@ class PreferenceDataModule(pl.LightningDataModule):
         train_records = self._records("train")
         val_records = self._records("val")
         if not val_records and self.cfg.val_fraction > 0:
-            split = datasets.Dataset.from_list(train_records).train_test_split(test_size=self.cfg.val_fraction, seed=0)
+            split = datasets.Dataset.from_list(train_records).train_test_split(
+                test_size=self.cfg.val_fraction, seed=0
+            )
             train_records, val_records = split["train"].to_list(), split["test"].to_list()
         if not train_records:
             raise ValueError(
@@ -126,7 +145,9 @@ class PreferenceDataModule(pl.LightningDataModule):
                 "metric, would never be computed. Fix the data, or train without validation: "
                 "data.val_files=[] or trainer.limit_val_batches=0"
             )
-        log.warning("no validation data (data.val_files / data.val_fraction unset): no val/ metrics will be logged")
+        log.warning(
+            "no validation data (data.val_files / data.val_fraction unset): no val/ metrics will be logged"
+        )
 
     def skip_counts(self) -> dict[str, int]:
         """Flat {"split/reason": count} for logging."""
@@ -136,18 +157,28 @@ class PreferenceDataModule(pl.LightningDataModule):
         # Resumable order: a killed or requeued run continues mid-epoch on the very next batch.
         trainer = self.trainer
         sampler = ResumableSampler(
-            self.train_set, num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
-            shuffle=bool(self.cfg.shuffle), seed=global_seed(),
+            self.train_set,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            shuffle=bool(self.cfg.shuffle),
+            seed=global_seed(),
         )
         return ResumableDataLoader(
-            self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
-            collate_fn=self.collator, num_workers=self.cfg.num_workers, drop_last=True,
+            self.train_set,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.cfg.num_workers,
+            drop_last=True,
         )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
         return DataLoader(
-            self.val_set, batch_size=self.cfg.eval_batch_size, shuffle=False,
-            collate_fn=self.collator, num_workers=self.cfg.num_workers,
+            self.val_set,
+            batch_size=self.cfg.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collator,
+            num_workers=self.cfg.num_workers,
         )

@@ -24,7 +24,9 @@ from ifpo.data.tokenize import ROLE_FIELDS
 
 
 class PackedPreferenceCollator:
-    def __init__(self, roles: Sequence[str], prefix_sharing: bool = True, pad_to_multiple_of: int = 8) -> None:
+    def __init__(
+        self, roles: Sequence[str], prefix_sharing: bool = True, pad_to_multiple_of: int = 8
+    ) -> None:
         self.roles = tuple(roles)
         self.prefix_sharing = prefix_sharing
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -34,7 +36,9 @@ class PackedPreferenceCollator:
             prompt_field, response_field = ROLE_FIELDS[role]
             self.by_prompt.setdefault(prompt_field, []).append((index, response_field))
 
-    def _segments(self, examples: list[dict[str, Any]]) -> list[tuple[list[int], list[tuple[int, list[int]]]]]:
+    def _segments(
+        self, examples: list[dict[str, Any]]
+    ) -> list[tuple[list[int], list[tuple[int, list[int]]]]]:
         """[(prompt ids, [(sequence id, response ids), ...])] in row order."""
         size = len(examples)
         segments = []

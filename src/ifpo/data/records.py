@@ -20,14 +20,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints.parsing import has_lone_surrogate, is_unicode_text
-from ifpo.data.errors import DataFormatError, SkipCounter
+from ifpo.io.errors import DataFormatError, SkipCounter
+from ifpo.io.jsonl import LONE_SURROGATE, BadLine, has_lone_surrogate, is_unicode_text, read_jsonl
 
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant", "tool"}
 FIELDS = {"pair": ("prompt", "chosen", "rejected"), "quad": ("x1", "x2", "y1", "y2")}
 RESPONSE_FIELDS = {"pair": ("chosen", "rejected"), "quad": ("y1", "y2")}
-LONE_SURROGATE = "a lone surrogate escape (\\ud800-\\udfff) is not valid Unicode text"
+_BAD_LINE_FIELD = {"invalid_utf8": "<encoding>", "invalid_json": "<json>", "invalid_unicode": "<text>"}
 SOURCE_KEY = "source"  # "file:line" of a validated training record (set by validate_rows)
 
 
@@ -36,14 +36,23 @@ def _as_messages(value: Any, field_name: str, source: str, line: int, default_ro
     if isinstance(value, str):
         return [{"role": default_role, "content": value}]
     if not isinstance(value, list) or not value:
-        raise DataFormatError(source, line, field_name, f"expected a string or a non-empty list of messages, got {type(value).__name__}")
+        raise DataFormatError(
+            source,
+            line,
+            field_name,
+            f"expected a string or a non-empty list of messages, got {type(value).__name__}",
+        )
     messages = []
     for i, message in enumerate(value):
         where = f"{field_name}[{i}]"
         if not isinstance(message, dict):
-            raise DataFormatError(source, line, where, f"expected a message object, got {type(message).__name__}")
+            raise DataFormatError(
+                source, line, where, f"expected a message object, got {type(message).__name__}"
+            )
         if message.get("role") not in ROLES:
-            raise DataFormatError(source, line, f"{where}.role", f"expected one of {sorted(ROLES)}, got {message.get('role')!r}")
+            raise DataFormatError(
+                source, line, f"{where}.role", f"expected one of {sorted(ROLES)}, got {message.get('role')!r}"
+            )
         if not isinstance(message.get("content"), str):
             raise DataFormatError(source, line, f"{where}.content", "missing or not a string")
         messages.append({"role": message["role"], "content": message["content"]})
@@ -70,14 +79,18 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
         record = _split_implicit_prompt(record, source, line)
     for name in FIELDS[kind]:
         if name not in record:
-            raise DataFormatError(source, line, name, f"missing (a {kind} record needs {', '.join(FIELDS[kind])})")
+            raise DataFormatError(
+                source, line, name, f"missing (a {kind} record needs {', '.join(FIELDS[kind])})"
+            )
     out: dict[str, Any] = {}
     for name in FIELDS[kind]:
         is_response = name in RESPONSE_FIELDS[kind]
         messages = _as_messages(record[name], name, source, line, "assistant" if is_response else "user")
         if is_response:
             if messages[-1]["role"] != "assistant":
-                raise DataFormatError(source, line, name, "the last message of a response must have role 'assistant'")
+                raise DataFormatError(
+                    source, line, name, "the last message of a response must have role 'assistant'"
+                )
             if not messages[-1]["content"].strip():
                 raise DataFormatError(source, line, name, "empty response")
         out[name] = messages
@@ -91,17 +104,11 @@ def validate_record(record: Any, kind: str, source: str, line: int) -> dict[str,
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
         raise DataFormatError(source, line, "margin", f"expected a finite number, got {margin!r}")
     if margin < 0:
-        raise DataFormatError(source, line, "margin", f"must be >= 0 (how much better chosen is), got {margin!r}")
+        raise DataFormatError(
+            source, line, "margin", f"must be >= 0 (how much better chosen is), got {margin!r}"
+        )
     out["margin"] = float(margin)
     return out
-
-
-def _decode(raw: bytes, source: str, line: int, first: bool) -> str | DataFormatError:
-    """UTF-8 text of one line (a leading byte-order mark allowed), or a located error."""
-    try:
-        return raw.decode("utf-8-sig" if first else "utf-8")
-    except UnicodeDecodeError as err:
-        return DataFormatError(source, line, "<encoding>", f"invalid UTF-8 at byte {err.start + 1} of the line ({err.reason})")
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
@@ -128,22 +135,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             bad = suspect and not is_unicode_text(row)
             yield i + 1, DataFormatError(source, i + 1, "<text>", LONE_SURROGATE) if bad else row
         return
-    # Bytes, decoded line by line: one bad byte costs one line (or one skip), never the whole file.
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = _decode(raw, source, number, number == 1)
-            if isinstance(text, DataFormatError):
-                yield number, text
-                continue
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as err:
-                problem = f"invalid JSON: {err.msg}" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
-                yield number, DataFormatError(source, number, "<json>", problem)
-                continue
-            yield number, DataFormatError(source, number, "<text>", LONE_SURROGATE) if has_lone_surrogate(text, row) else row
+    for number, row in read_jsonl(path):  # one bad byte or line costs that line, never the file
+        if isinstance(row, BadLine):
+            field = _BAD_LINE_FIELD[row.reason]
+            problem = f"{row.problem} ({row.detail})" if row.detail else row.problem
+            row = DataFormatError(source, number, field, problem)
+        yield number, row
 
 
 def validate_rows(

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.data import synthetic
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_rows
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ def read_parquet_rows(path: Path, batch_rows: int = 1024) -> Iterator[tuple[int,
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as err:
-            raise DataFormatError(source, start + 1, "<parquet>", f"unreadable data after this row: {err}") from None
+            raise DataFormatError(
+                source, start + 1, "<parquet>", f"unreadable data after this row: {err}"
+            ) from None
         try:
             rows: list[Any] = batch.to_pylist()
         except (pa.ArrowException, UnicodeDecodeError, ValueError):
@@ -63,8 +65,11 @@ def read_parquet_rows(path: Path, batch_rows: int = 1024) -> Iterator[tuple[int,
         start += batch.num_rows
 
 
-def load_hub_records(name: str, config: str | None, split: str, kind: str, on_error: str, skips: SkipCounter) -> list[dict]:
-    """Validated records from `datasets.load_dataset(name, config, split=split)` (hub id or local dataset dir)."""
+def load_hub_records(
+    name: str, config: str | None, split: str, kind: str, on_error: str, skips: SkipCounter
+) -> list[dict]:
+    """Validated records from `datasets.load_dataset(name, config, split=split)` (hub id or local dataset
+    dir)."""
     import datasets
 
     table = datasets.load_dataset(name, config, split=split)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.constraints import Constraint, conflicts
+from ifpo.io.atomic import atomic_write_text
 
 # Bump when the generator's output changes, so cached data folders are regenerated.
 GENERATOR_VERSION = 2
@@ -55,7 +56,18 @@ ADJECTIVES = (
 )
 VERBS = ("brings", "offers", "gives", "shows", "creates", "shares", "keeps", "invites")
 NOUNS = (
-    "joy", "rest", "ideas", "stories", "comfort", "energy", "time", "friends", "peace", "hope", "colour", "light",
+    "joy",
+    "rest",
+    "ideas",
+    "stories",
+    "comfort",
+    "energy",
+    "time",
+    "friends",
+    "peace",
+    "hope",
+    "colour",
+    "light",
 )
 KEYWORDS = ("banana", "compass", "lantern", "puzzle", "velvet", "harvest", "meadow", "whistle")
 END_PHRASES = ("Is there anything else I can help with?", "Let me know if you have additional questions.")
@@ -159,8 +171,15 @@ def sample_constraints(rng: random.Random, k: int) -> list[Spec]:
         elif kind == END:
             chosen.append(Spec(END, {"end_phrase": rng.choice(END_PHRASES)}))
         elif kind == WORDS:
-            chosen.append(Spec(WORDS, {"relation": rng.choice(("less than", "at least")),
-                                       "num_words": rng.randrange(30, 61, 5)}))
+            chosen.append(
+                Spec(
+                    WORDS,
+                    {
+                        "relation": rng.choice(("less than", "at least")),
+                        "num_words": rng.randrange(30, 61, 5),
+                    },
+                )
+            )
         elif kind == BULLETS:
             chosen.append(Spec(BULLETS, {"num_bullets": rng.randint(2, 4)}))
         else:
@@ -213,7 +232,11 @@ def _draft_response(topic: str, want: dict[str, tuple[Spec, bool]], rng: random.
     sentences: list[str] = []
     while sum(len(x.split()) for x in sentences) < target:
         sentence = _sentence(rng, short_topic, english)
-        if cap is not None and sentences and sum(len(x.split()) for x in sentences) + len(sentence.split()) > cap:
+        if (
+            cap is not None
+            and sentences
+            and sum(len(x.split()) for x in sentences) + len(sentence.split()) > cap
+        ):
             break
         sentences.append(sentence)
     sentences[1:1] = keyword_sentences
@@ -227,7 +250,10 @@ def _draft_response(topic: str, want: dict[str, tuple[Spec, bool]], rng: random.
             sentences.append(_sentence(rng, short_topic, english))
         if count:
             per = max(1, len(sentences) // count)
-            groups = [sentences[i * per:(i + 1) * per] if i < count - 1 else sentences[i * per:] for i in range(count)]
+            groups = [
+                sentences[i * per : (i + 1) * per] if i < count - 1 else sentences[i * per :]
+                for i in range(count)
+            ]
             body = "\n".join("* " + " ".join(x + "." for x in g) for g in groups)
             if QUOTE in want and want[QUOTE][1]:
                 body = "Here are my thoughts.\n" + body  # an opening quote must not land on a bullet line
@@ -284,7 +310,9 @@ class Task:
         return [{"role": "system", "content": system}, {"role": "user", "content": self.task}]
 
 
-def generate_tasks(n: int, split: str, seed: int, min_constraints: int = 2, max_constraints: int = 4) -> list[Task]:
+def generate_tasks(
+    n: int, split: str, seed: int, min_constraints: int = 2, max_constraints: int = 4
+) -> list[Task]:
     """`n` tasks for `split` ("train" or "heldout"), deterministic in `seed`."""
     templates = TRAIN_TEMPLATES if split == "train" else HELDOUT_TEMPLATES
     rng = random.Random(f"{seed}-{split}")
@@ -300,7 +328,9 @@ def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def rpo_pairs(task: Task, rng: random.Random, samples: int = 3, min_margin: int = 1) -> Iterator[dict[str, Any]]:
+def rpo_pairs(
+    task: Task, rng: random.Random, samples: int = 3, min_margin: int = 1
+) -> Iterator[dict[str, Any]]:
     """RPO records: reverse the constraints the chosen response fails, margin = Hamming distance.
 
     Keeps pairs with distance ``>= min_margin`` (the data config's historical meaning).
@@ -311,8 +341,13 @@ def rpo_pairs(task: Task, rng: random.Random, samples: int = 3, min_margin: int 
         if vector not in vectors:
             vectors.append(vector)
     responses = [
-        write_response(task.topic, task.specs, list(v), rng, [r for s, ok in zip(task.specs, v) if not ok
-                                                              and (r := reverse(s)) is not None])
+        write_response(
+            task.topic,
+            task.specs,
+            list(v),
+            rng,
+            [r for s, ok in zip(task.specs, v) if not ok and (r := reverse(s)) is not None],
+        )
         for v in vectors
     ]
     for i in range(len(vectors)):
@@ -376,10 +411,15 @@ def iopo_quad(task: Task, rng: random.Random) -> dict[str, Any]:
     if not options:
         # E.g. quotes + no commas revise into each other. Delete one and add a keyword
         # y1 lacks instead (IOPO's delete + add); y2 then breaks the deleted one.
-        used = {w for s in task.specs for w in s.kwargs.get("keywords", []) + s.kwargs.get("forbidden_words", [])}
+        used = {
+            w for s in task.specs for w in s.kwargs.get("keywords", []) + s.kwargs.get("forbidden_words", [])
+        }
         fresh = Spec(EXISTS, {"keywords": [rng.choice([w for w in KEYWORDS if w not in used])]})
-        options = [(i, fresh) for i in range(len(task.specs))
-                   if compatible(EXISTS, [s for j, s in enumerate(task.specs) if j != i])]
+        options = [
+            (i, fresh)
+            for i in range(len(task.specs))
+            if compatible(EXISTS, [s for j, s in enumerate(task.specs) if j != i])
+        ]
     changed = dict(rng.sample(options, min(len(options), rng.choice((1, 2)))))
     specs2 = [changed.get(i, s) for i, s in enumerate(task.specs)]
     if len({s.kind for s in specs2}) < len(specs2):  # two revisions landed on one kind: keep one
@@ -398,7 +438,9 @@ def iopo_quad(task: Task, rng: random.Random) -> dict[str, Any]:
         "x1": task.messages(task.specs, random.Random(text_seed)),
         "x2": task.messages(specs2, random.Random(text_seed)),
         "y1": _assistant(
-            write_response(task.topic, task.specs + added, [True] * len(task.specs) + [False] * len(added), rng)
+            write_response(
+                task.topic, task.specs + added, [True] * len(task.specs) + [False] * len(added), rng
+            )
         ),
         "y2": _assistant(
             write_response(task.topic, specs2 + dropped, [True] * len(specs2) + [False] * len(dropped), rng)
@@ -411,7 +453,9 @@ def iopo_quad(task: Task, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def build_records(kind: str, tasks: list[Task], seed: int, samples: int = 3, min_margin: int = 1) -> list[dict]:
+def build_records(
+    kind: str, tasks: list[Task], seed: int, samples: int = 3, min_margin: int = 1
+) -> list[dict]:
     """Records of `kind` ("rpo", "dpo", "iopo" or "sft") for the given tasks."""
     rng = random.Random(f"records-{kind}-{seed}")
     records: list[dict] = []
@@ -430,12 +474,7 @@ def build_records(kind: str, tasks: list[Task], seed: int, samples: int = 3, min
 
 
 def write_jsonl(records: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
     return path
 
 

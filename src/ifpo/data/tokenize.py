@@ -46,7 +46,9 @@ class TokenizeSettings:
     max_prompt_length: int
 
 
-def _template_ids(tokenizer: PreTrainedTokenizerBase, messages: Messages, add_generation_prompt: bool) -> list[int]:
+def _template_ids(
+    tokenizer: PreTrainedTokenizerBase, messages: Messages, add_generation_prompt: bool
+) -> list[int]:
     encoded = tokenizer.apply_chat_template(
         messages, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=True
     )
@@ -65,7 +67,7 @@ def encode_prompt_response(
             "the chat template renders the prompt differently with and without the response; "
             "cannot separate prompt from response tokens for this tokenizer"
         )
-    return prompt_ids, full_ids[len(prompt_ids):]
+    return prompt_ids, full_ids[len(prompt_ids) :]
 
 
 def history_variants(messages: Messages) -> list[Messages]:
@@ -88,7 +90,10 @@ def history_variants(messages: Messages) -> list[Messages]:
 
 
 def fit_prompt(
-    tokenizer: PreTrainedTokenizerBase, prompt: Messages, responses: list[Messages], settings: TokenizeSettings
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: Messages,
+    responses: list[Messages],
+    settings: TokenizeSettings,
 ) -> tuple[list[int], list[list[int]], str]:
     """(prompt ids, response ids, reason): the longest history that fits and reason "", or the
     shortest history (system + last user turn, uncut) and why even that does not fit."""
@@ -112,7 +117,12 @@ def tokenize_record(
     """
     responses = RESPONSE_FIELDS[kind]
     prompts = [f for f in FIELDS[kind] if f not in responses]
-    out: dict[str, Any] = {"margin": record["margin"], "where": record.get(SOURCE_KEY, ""), "keep": True, "drop_reason": ""}
+    out: dict[str, Any] = {
+        "margin": record["margin"],
+        "where": record.get(SOURCE_KEY, ""),
+        "keep": True,
+        "drop_reason": "",
+    }
     out.update({f"{field}_ids": [] for field in FIELDS[kind]})
     for prompt_field in prompts:
         paired = [r for p, r in ROLE_FIELDS.values() if p == prompt_field and r in responses]

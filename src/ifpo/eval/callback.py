@@ -19,14 +19,15 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from ifpo.eval.generation import GenerationSettings, HFGenerator
 from ifpo.eval.synthetic_heldout import evaluate_heldout, heldout_metrics
+from ifpo.models.generation import GenerationSettings, HFGenerator
 
 log = logging.getLogger(__name__)
 
 
 class HeldoutEvalCallback(pl.Callback):
-    """Generate on ``num_examples`` held-out tasks every ``every_n_steps`` steps and at the end of training."""
+    """Generate on ``num_examples`` held-out tasks every ``every_n_steps`` steps and at the end of
+    training."""
 
     def __init__(
         self,

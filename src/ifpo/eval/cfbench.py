@@ -128,7 +128,7 @@ _TEMPLATE = """
 [评估标准]: {criteria}
 
 [你的评估]: 
-"""
+"""  # noqa: E501 (the authors' judge prompt, verbatim)
 
 
 def judge_prompt(item: CFBenchItem, response: str) -> str:

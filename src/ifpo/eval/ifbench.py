@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ifpo.constraints import ConstraintError, DataFormatError, Instruction, ResourceUnavailableError
+from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction, ResourceUnavailableError
 from ifpo.eval.rule_scoring import ExampleScore, ScoreReport, load_responses_jsonl
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def score_ifbench_official(
         raw = find_response(instruction.prompt, lookup)
         if raw is None:
             if on_missing == "raise":
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"no response for prompt {instruction.id or ''} {instruction.prompt[:80]!r}",
                     field="response", reason="missing_response",
                 )

@@ -10,15 +10,15 @@ Instructions we cannot check here (missing NLTK data) are reported apart, never 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifpo.constraints import DataFormatError, Instruction, load_ifeval_jsonl
+from ifpo.constraints import ConstraintFormatError, Instruction, load_ifeval_jsonl
 from ifpo.eval.ifbench import score_ifbench_official
 from ifpo.eval.rule_scoring import load_responses_jsonl
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 
 @dataclass
@@ -39,20 +39,19 @@ class Agreement:
 def read_official_results(path: str | Path) -> dict[str, dict]:
     """Official ``eval_results_*.jsonl`` rows keyed by stripped prompt."""
     rows: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=line_no,
-                                      reason="invalid_json") from exc
-            for name in ("prompt", "instruction_id_list", "follow_instruction_list"):
-                if name not in row:
-                    raise DataFormatError(f"missing {name!r}", source=str(path), line=line_no, field=name,
-                                          reason="missing_field")
-            rows[row["prompt"].strip()] = row
+    for line_no, row in read_jsonl(path, check_unicode=False):
+        if isinstance(row, BadLine):
+            raise ConstraintFormatError(row.problem, source=str(path), line=line_no, reason=row.reason)
+        for name in ("prompt", "instruction_id_list", "follow_instruction_list"):
+            if name not in row:
+                raise ConstraintFormatError(
+                    f"missing {name!r}",
+                    source=str(path),
+                    line=line_no,
+                    field=name,
+                    reason="missing_field",
+                )
+        rows[row["prompt"].strip()] = row
     return rows
 
 
@@ -68,7 +67,9 @@ def compare(
         if prompt not in ours:
             continue
         instruction = by_prompt[prompt]
-        for index, (kind, verdict) in enumerate(zip(row["instruction_id_list"], row["follow_instruction_list"])):
+        for index, (kind, verdict) in enumerate(
+            zip(row["instruction_id_list"], row["follow_instruction_list"])
+        ):
             if _needs_missing_resource(instruction, index, responses):
                 result.unchecked[kind] += 1
                 continue
@@ -103,9 +104,16 @@ def format_table(strict: Agreement, loose: Agreement) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="IFBench_test.jsonl (official format)")
-    parser.add_argument("--responses", required=True, help='{"prompt", "response"} JSONL, e.g. sample_output.jsonl')
-    parser.add_argument("--official", nargs=2, required=True, metavar=("STRICT", "LOOSE"),
-                        help="the official evaluator's eval_results_strict.jsonl and eval_results_loose.jsonl")
+    parser.add_argument(
+        "--responses", required=True, help='{"prompt", "response"} JSONL, e.g. sample_output.jsonl'
+    )
+    parser.add_argument(
+        "--official",
+        nargs=2,
+        required=True,
+        metavar=("STRICT", "LOOSE"),
+        help="the official evaluator's eval_results_strict.jsonl and eval_results_loose.jsonl",
+    )
     parser.add_argument("--fail-on-disagreement", action="store_true", help="exit 1 if any verdict differs")
     args = parser.parse_args(argv)
     instructions, _ = load_ifeval_jsonl(args.data)

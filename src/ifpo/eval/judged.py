@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from ifpo.judge.atomic import atomic_write_json
+from ifpo.io.atomic import atomic_write_json
 from ifpo.judge.verdicts import ConstraintJudgement
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,8 @@ def split_failed(
     n_failed = len(judgements) - len(usable)
     if n_failed and on_failed == "raise":
         raise ValueError(
-            f"{bench}: {n_failed} of {len(judgements)} judgement(s) failed; rerun the judge (answers are cached) "
+            f"{bench}: {n_failed} of {len(judgements)} judgement(s) failed; rerun the judge (answers are "
+            f"cached) "
             "or score with on_failed='skip'"
         )
     if n_failed:
@@ -185,7 +186,7 @@ def judgement_ok(judgement: ConstraintJudgement) -> bool:
 
 
 def save_records(path: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> None:
-    """Write per-item judgement records as one JSON array, atomically (see ``ifpo.judge.atomic``)."""
+    """Write per-item judgement records as one JSON array, atomically (see ``ifpo.io.atomic``)."""
     atomic_write_json(path, list(records))
 
 

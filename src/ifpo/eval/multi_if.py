@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifpo.constraints import ConstraintError, DataFormatError, Instruction, parse_ifeval_record
+from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction, parse_ifeval_record
 from ifpo.eval import multi_if_checkers
 from ifpo.eval.rule_scoring import ExampleScore, ScoreReport
 
@@ -77,7 +77,7 @@ def _json_cell(row: Mapping[str, str], column: str, source: str, line: int) -> A
     try:
         return json.loads(row[column])
     except json.JSONDecodeError as exc:
-        raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line, field=column,
+        raise ConstraintFormatError(f"invalid JSON: {exc.msg}", source=source, line=line, field=column,
                               reason="invalid_json") from exc
 
 
@@ -87,26 +87,43 @@ def _prompt_text(cell: str, source: str, line: int, column: str) -> str:
         try:
             message = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"invalid JSON message: {exc.msg}", source=source, line=line, field=column,
-                                  reason="invalid_json") from exc
+            raise ConstraintFormatError(
+                f"invalid JSON message: {exc.msg}",
+                source=source,
+                line=line,
+                field=column,
+                reason="invalid_json",
+            ) from exc
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise DataFormatError("chat message must have a string 'content'", source=source, line=line,
-                                  field=column, reason="bad_type")
+            raise ConstraintFormatError(
+                "chat message must have a string 'content'",
+                source=source,
+                line=line,
+                field=column,
+                reason="bad_type",
+            )
         return message["content"]
     return cell
 
 
 def _kwargs_list(value: Any, source: str, line: int, column: str) -> list[Any]:
     if not isinstance(value, list):
-        raise DataFormatError("must be a JSON list", source=source, line=line, field=column, reason="bad_type")
+        raise ConstraintFormatError(
+            "must be a JSON list", source=source, line=line, field=column, reason="bad_type"
+        )
     decoded = []
     for i, item in enumerate(value):
         if isinstance(item, str):
             try:
                 item = json.loads(item)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(f"entry {i} is not JSON: {exc.msg}", source=source, line=line,
-                                      field=column, reason="invalid_json") from exc
+                raise ConstraintFormatError(
+                    f"entry {i} is not JSON: {exc.msg}",
+                    source=source,
+                    line=line,
+                    field=column,
+                    reason="invalid_json",
+                ) from exc
         decoded.append(item)
     return decoded
 
@@ -122,8 +139,13 @@ def _parse_row(row: Mapping[str, str], id_column: str, source: str, line: int) -
             break
         for column in (ids_col, kwargs_col):
             if not (row.get(column) or "").strip():
-                raise DataFormatError("empty cell for a turn that has a prompt", source=source, line=line,
-                                      field=column, reason="missing_field")
+                raise ConstraintFormatError(
+                    "empty cell for a turn that has a prompt",
+                    source=source,
+                    line=line,
+                    field=column,
+                    reason="missing_field",
+                )
         ids = _json_cell(row, ids_col, source, line)
         kwargs = _kwargs_list(_json_cell(row, kwargs_col, source, line), source, line, kwargs_col)
         record = {
@@ -137,11 +159,17 @@ def _parse_row(row: Mapping[str, str], id_column: str, source: str, line: int) -
         except ConstraintError as exc:
             field = exc.field or ""
             field = field.replace("instruction_id_list", ids_col).replace("kwargs", kwargs_col)
-            raise type(exc)(exc.detail, source=source, line=line, field=field or None,
-                            reason=exc.reason) from exc
+            raise type(exc)(
+                exc.detail, source=source, line=line, field=field or None, reason=exc.reason
+            ) from exc
     if not turns:
-        raise DataFormatError("row has no turn_1_prompt", source=source, line=line, field="turn_1_prompt",
-                              reason="missing_field")
+        raise ConstraintFormatError(
+            "row has no turn_1_prompt",
+            source=source,
+            line=line,
+            field="turn_1_prompt",
+            reason="missing_field",
+        )
     return MultiIFConversation(id=str(row[id_column]), language=row["language"], turns=tuple(turns))
 
 
@@ -155,22 +183,34 @@ def load_multi_if_csv(path: str | Path) -> list[MultiIFConversation]:
         required = ["language", "turn_1_prompt", "turn_1_instruction_id_list", "turn_1_kwargs"]
         missing = [c for c in required if c not in header] + ([] if id_column else ["key"])
         if missing:
-            raise DataFormatError(f"missing column(s) {missing}", source=source, line=1, field=missing[0],
-                                  reason="missing_column")
+            raise ConstraintFormatError(
+                f"missing column(s) {missing}",
+                source=source,
+                line=1,
+                field=missing[0],
+                reason="missing_column",
+            )
         conversations = []
         seen: set[str] = set()
         line = reader.line_num + 1
         for row in reader:
             if None in row:  # more cells than header columns
-                raise DataFormatError("row has more cells than the header", source=source, line=line,
-                                      reason="malformed_row")
+                raise ConstraintFormatError(
+                    "row has more cells than the header", source=source, line=line, reason="malformed_row"
+                )
             if any(row.get(c) is None for c in required):
-                raise DataFormatError("row has fewer cells than the header", source=source, line=line,
-                                      reason="malformed_row")
+                raise ConstraintFormatError(
+                    "row has fewer cells than the header", source=source, line=line, reason="malformed_row"
+                )
             conversation = _parse_row(row, id_column, source, line)  # type: ignore[arg-type]
             if conversation.id in seen:
-                raise DataFormatError(f"duplicate id {conversation.id!r}", source=source, line=line,
-                                      field=id_column, reason="duplicate_id")
+                raise ConstraintFormatError(
+                    f"duplicate id {conversation.id!r}",
+                    source=source,
+                    line=line,
+                    field=id_column,
+                    reason="duplicate_id",
+                )
             seen.add(conversation.id)
             conversations.append(conversation)
             line = reader.line_num + 1
@@ -201,8 +241,10 @@ def score_turn(instruction: Instruction, response: str) -> tuple[ExampleScore, E
     ids = instruction.instruction_ids
     strict = [multi_if_checkers.check(c, response, loose=False) for c in instruction.constraints]
     loose = [multi_if_checkers.check(c, response, loose=True) for c in instruction.constraints]
-    return (ExampleScore(instruction.prompt, ids, response, strict),
-            ExampleScore(instruction.prompt, ids, response, loose))
+    return (
+        ExampleScore(instruction.prompt, ids, response, strict),
+        ExampleScore(instruction.prompt, ids, response, loose),
+    )
 
 
 def score_multi_if(
@@ -219,9 +261,10 @@ def score_multi_if(
         answers = responses.get(conversation.id)
         if answers is None or len(answers) < len(conversation.turns):
             got = 0 if answers is None else len(answers)
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"conversation {conversation.id!r} has {len(conversation.turns)} turns but {got} responses",
-                field="responses", reason="missing_response",
+                field="responses",
+                reason="missing_response",
             )
         for k, (instruction, answer) in enumerate(zip(conversation.turns, answers), start=1):
             s, lo = score_turn(instruction, answer)

@@ -95,7 +95,8 @@ def write_chart(result: BenchmarkResult, path: Path) -> Path:
     ax.set_title(title)
     if len(series) > 1:
         ax.legend(loc="lower right")
-    with warnings.catch_warnings():  # CJK metric names (SysBench constraint types) lack glyphs in the default font
+    # CJK metric names (SysBench constraint types) lack glyphs in the default font
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
         fig.savefig(path, dpi=100)

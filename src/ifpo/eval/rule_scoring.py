@@ -8,14 +8,14 @@ and loose, and accuracy per instruction id.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ifpo.constraints import ConstraintError, DataFormatError, Instruction
+from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction
+from ifpo.io.jsonl import BadLine, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def per_instruction_accuracy(
     loose_hits: Counter[str] = Counter()
     for s_example, l_example in zip(strict, loose):
         for kind, s_ok, l_ok in zip(
-            s_example.instruction_id_list, s_example.follow_instruction_list, l_example.follow_instruction_list
+            s_example.instruction_id_list,
+            s_example.follow_instruction_list,
+            l_example.follow_instruction_list,
         ):
             counts[kind] += 1
             strict_hits[kind] += s_ok
@@ -145,9 +147,10 @@ def _score(
             )
         if instruction.prompt not in responses:
             if on_missing == "raise":
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"no response for prompt {instruction.id or ''} {instruction.prompt[:80]!r}",
-                    field="response", reason="missing_response",
+                    field="response",
+                    reason="missing_response",
                 )
             skipped["missing_response"] += 1
             continue
@@ -182,25 +185,30 @@ def load_responses_jsonl(path: str | Path) -> dict[str, str]:
     """
     source = str(path)
     responses: dict[str, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"invalid JSON: {exc.msg}", source=source, line=line_no,
-                                      reason="invalid_json") from exc
-            if not isinstance(record, dict):
-                raise DataFormatError("record must be a JSON object", source=source, line=line_no,
-                                      reason="bad_type")
-            for name in ("prompt", "response"):
-                if not isinstance(record.get(name), str):
-                    raise DataFormatError(f"{name!r} must be a string", source=source, line=line_no,
-                                          field=name, reason="missing_field" if name not in record else "bad_type")
-            prompt, response = record["prompt"], record["response"]
-            if prompt in responses and responses[prompt] != response:
-                raise DataFormatError("prompt repeated with a different response", source=source,
-                                      line=line_no, field="prompt", reason="duplicate_prompt")
-            responses[prompt] = response
+    for line_no, record in read_jsonl(path, check_unicode=False):
+        if isinstance(record, BadLine):
+            raise ConstraintFormatError(record.problem, source=source, line=line_no, reason=record.reason)
+        if not isinstance(record, dict):
+            raise ConstraintFormatError(
+                "record must be a JSON object", source=source, line=line_no, reason="bad_type"
+            )
+        for name in ("prompt", "response"):
+            if not isinstance(record.get(name), str):
+                raise ConstraintFormatError(
+                    f"{name!r} must be a string",
+                    source=source,
+                    line=line_no,
+                    field=name,
+                    reason="missing_field" if name not in record else "bad_type",
+                )
+        prompt, response = record["prompt"], record["response"]
+        if prompt in responses and responses[prompt] != response:
+            raise ConstraintFormatError(
+                "prompt repeated with a different response",
+                source=source,
+                line=line_no,
+                field="prompt",
+                reason="duplicate_prompt",
+            )
+        responses[prompt] = response
     return responses

@@ -9,16 +9,16 @@ config asks for, dispatches, and writes and logs the result.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.eval.benchmarks import get_benchmark, registered_benchmarks
-from ifpo.eval.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
 from ifpo.eval.report import BenchmarkResult, log_to_loggers, print_table, write_results
+from ifpo.models.generation import GenerationSettings, Generator, HFGenerator, VLLMGenerator
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def generation_settings(gen_cfg: Mapping[str, Any]) -> GenerationSettings:
 
 def build_generator(cfg: DictConfig) -> Generator:
     """The configured backend around the configured policy (a training checkpoint included)."""
-    from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
+    from ifpo.models.checkpoint import checkpoint_model_config, load_policy
 
     gen_cfg = cfg.eval.generation
     settings = generation_settings(gen_cfg)
@@ -44,8 +44,13 @@ def build_generator(cfg: DictConfig) -> Generator:
 
         source = model_source(cfg.model)  # converts a GGUF model.gguf_file once, like the hf backend
         tokenizer = load_tokenizer(cfg.model)  # the one chat template (model.chat_template applied)
-        return VLLMGenerator(str(source), settings, dtype=str(cfg.model.dtype), chat_template=tokenizer.chat_template,
-                             stop_token_ids=folder_eos_token_ids(str(source), tokenizer))
+        return VLLMGenerator(
+            str(source),
+            settings,
+            dtype=str(cfg.model.dtype),
+            chat_template=tokenizer.chat_template,
+            stop_token_ids=folder_eos_token_ids(str(source), tokenizer),
+        )
     if gen_cfg.backend != "hf":
         raise ValueError(f"eval.generation.backend must be 'hf' or 'vllm', got {gen_cfg.backend!r}")
     model_cfg: Any = cfg.get("model")
@@ -58,16 +63,12 @@ def build_generator(cfg: DictConfig) -> Generator:
 
 
 # ------------------------------------------------------------------------------- entry
-def prepare_wandb_env() -> None:
-    """Offline W&B unless a key is set, so a run never stops at a login prompt."""
-    if not os.environ.get("WANDB_API_KEY") and not os.environ.get("WANDB_MODE"):
-        os.environ["WANDB_MODE"] = "offline"
-
-
 def evaluate(cfg: DictConfig) -> BenchmarkResult:
     """Run the benchmark ``cfg.eval`` names and write its results folder; returns the result."""
     if "eval" not in cfg or cfg.eval is None or not cfg.eval.get("benchmark"):
-        raise ValueError(f"choose a benchmark: python eval.py +eval=NAME with NAME in {registered_benchmarks()}")
+        raise ValueError(
+            f"choose a benchmark: python eval.py +eval=NAME with NAME in {registered_benchmarks()}"
+        )
     ecfg = cfg.eval
     adapter = get_benchmark(ecfg.benchmark)
     torch.manual_seed(int(cfg.get("seed", 0)))

@@ -15,8 +15,8 @@ from typing import Any
 
 from ifpo.constraints import Instruction, parse_ifeval_record
 from ifpo.data.synthetic import Task, generate_tasks
-from ifpo.eval.generation import Generator
 from ifpo.eval.rule_scoring import ScoreReport, score_example
+from ifpo.models.generation import Generator
 
 
 @dataclass(frozen=True)

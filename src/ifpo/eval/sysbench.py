@@ -220,7 +220,7 @@ _TAIL = """
 }
 '''
 
-"""
+"""  # noqa: E501 (the authors' judge prompt, verbatim)
 
 
 def judge_prompt(item: SysBenchItem, turn: int, history: Sequence[str], answer: str) -> str:

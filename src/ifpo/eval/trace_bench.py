@@ -22,7 +22,8 @@ behind the system message "You are a helpful assistant.".
 
 Aggregation: the authors' ``metric_trace`` is not in their release. We report, per subset
 (IF-S: ``constraints_num == 1``, IF-M: ``> 1``, IF: all), the mean overall score as a fraction
-of the maximum (``mean / 10``, so 0.85 reads as the paper's 85.0), and the share of items scoring at least ``pass_threshold``
+of the maximum (``mean / 10``, so 0.85 reads as the paper's 85.0), and the share of items scoring at least
+``pass_threshold``
 (``IF-S_pass`` ...). README "Benchmarks as released" says which we compare with the paper.
 """
 
@@ -87,7 +88,7 @@ Constraints Overall Score: [[5]]
 < response >:
 {ans}
 
-—OUTPUT—"""
+—OUTPUT—"""  # noqa: E501 (the authors' judge prompt, verbatim)
 
 _OVERALL = re.compile(r"Constraints Overall Score:\s*\[\[([0-9.]+)\]\]", re.DOTALL)
 _FINE = re.compile(r"Fine Grained Score:\s*(\[.*?\]|\{.*?\})\s*(?:\n|Constraints Overall Score)", re.DOTALL)
@@ -108,7 +109,8 @@ class TraceItem:
 
     @property
     def query(self) -> str:
-        """The judge's ``< query >``: the full user message (the template's rule: ``description`` if it says NULL)."""
+        """The judge's ``< query >``: the full user message (the template's rule: ``description`` if it says
+        NULL)."""
         question = self.messages[-1]["content"]
         return self.description if "NULL" in question else question
 

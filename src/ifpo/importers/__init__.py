@@ -15,4 +15,13 @@ from ifpo.importers.convert import (
 )
 from ifpo.importers.llamafactory import convert_entry, read_entry
 
-__all__ = ["CONVERTERS", "convert_entry", "convert_file", "from_iopo_sharegpt", "from_llamafactory", "from_trl", "read_entry", "write_records"]
+__all__ = [
+    "CONVERTERS",
+    "convert_entry",
+    "convert_file",
+    "from_iopo_sharegpt",
+    "from_llamafactory",
+    "from_trl",
+    "read_entry",
+    "write_records",
+]

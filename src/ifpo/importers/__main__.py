@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ifpo.data.errors import DataFormatError
 from ifpo.importers.convert import CONVERTERS, convert_file, write_records
 from ifpo.importers.llamafactory import convert_entry
+from ifpo.io.errors import DataFormatError
 
 
 def build_parser() -> argparse.ArgumentParser:

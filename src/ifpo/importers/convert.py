@@ -16,13 +16,13 @@ Rows may carry IFEval constraints (``instruction_id_list`` + ``kwargs``, top lev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ifpo.constraints import ConstraintError, parse_ifeval_record
-from ifpo.data.errors import DataFormatError, SkipCounter
 from ifpo.data.records import read_rows, validate_record
+from ifpo.io.errors import DataFormatError, SkipCounter
 
 Row = dict[str, Any]
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -69,7 +69,13 @@ def _conversations(row: Row, source: str, line: int) -> list[dict[str, str]]:
 
 def _check_constraints(row: Row, source: str, line: int) -> dict[str, Any]:
     """Validate IFEval constraints carried by the row; returns them for ``meta`` (empty if none)."""
-    holder = row if "instruction_id_list" in row else row.get("meta") if isinstance(row.get("meta"), dict) else None
+    holder = (
+        row
+        if "instruction_id_list" in row
+        else row.get("meta")
+        if isinstance(row.get("meta"), dict)
+        else None
+    )
     if not holder or "instruction_id_list" not in holder:
         return {}
     try:
@@ -135,10 +141,15 @@ def from_iopo_sharegpt(row: Row, source: str, line: int) -> Row:
     system = [t for t in turns if t["role"] == "system"]
     humans = [t for t in turns if t["role"] != "system"]
     if len(humans) != 2 or any(t["role"] != "user" for t in humans):
-        raise DataFormatError(source, line, "conversations", "expected exactly two consecutive human turns (x1, x2)")
+        raise DataFormatError(
+            source, line, "conversations", "expected exactly two consecutive human turns (x1, x2)"
+        )
     if isinstance(row.get("system"), str) and row["system"]:
         system = [{"role": "system", "content": row["system"]}]
-    y1, y2 = _sharegpt_response(row, "chosen", source, line), _sharegpt_response(row, "rejected", source, line)
+    y1, y2 = (
+        _sharegpt_response(row, "chosen", source, line),
+        _sharegpt_response(row, "rejected", source, line),
+    )
     quad = {"x1": system + [humans[0]], "x2": system + [humans[1]], "y1": y1, "y2": y2}
     record = validate_record(quad, "quad", source, line)
     record.pop("margin", None)
@@ -162,8 +173,13 @@ def convert_file(fmt: str, path: str | Path, on_error: str = "raise") -> tuple[l
     return convert_rows(read_rows(Path(path)), CONVERTERS[fmt], str(path), on_error, skips), skips
 
 
-def convert_rows(rows: Iterable[tuple[int, Any]], convert: Callable[[Row, str, int], Row], source: str,
-                 on_error: str, skips: SkipCounter) -> list[Row]:
+def convert_rows(
+    rows: Iterable[tuple[int, Any]],
+    convert: Callable[[Row, str, int], Row],
+    source: str,
+    on_error: str,
+    skips: SkipCounter,
+) -> list[Row]:
     """Convert (line, row) pairs; a bad row raises its located error or, with on_error='skip', is counted."""
     out = []
     for line, row in rows:
@@ -171,7 +187,9 @@ def convert_rows(rows: Iterable[tuple[int, Any]], convert: Callable[[Row, str, i
             if isinstance(row, DataFormatError):
                 raise row
             if not isinstance(row, dict):
-                raise DataFormatError(source, line, "<row>", f"expected a JSON object, got {type(row).__name__}")
+                raise DataFormatError(
+                    source, line, "<row>", f"expected a JSON object, got {type(row).__name__}"
+                )
             out.append(convert(row, source, line))
         except DataFormatError as err:
             if on_error == "raise":
@@ -181,10 +199,6 @@ def convert_rows(rows: Iterable[tuple[int, Any]], convert: Callable[[Row, str, i
 
 
 def write_records(records: list[Row], path: str | Path) -> None:
-    from ifpo.judge import atomic_write_text
+    from ifpo.io.atomic import atomic_write_text
 
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def iter_formats() -> Iterator[str]:
-    return iter(CONVERTERS)

@@ -7,7 +7,6 @@ Public API::
         judgements = client.judge_many([JudgeRequest(instruction, response, constraints)])
 """
 
-from ifpo.judge.atomic import atomic_write_json, atomic_write_text
 from ifpo.judge.cache import ResponseCache, request_key
 from ifpo.judge.client import CallStats, JudgeClient
 from ifpo.judge.config import JudgeConfig
@@ -32,8 +31,6 @@ __all__ = [
     "MalformedAnswer",
     "ResponseCache",
     "ReversalError",
-    "atomic_write_json",
-    "atomic_write_text",
     "build_judge_messages",
     "parse_verdicts",
     "request_key",

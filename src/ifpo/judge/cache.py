@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ifpo.judge.atomic import atomic_write_json
+from ifpo.io.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -82,7 +82,9 @@ class JudgeClient:
         self.config = config
         self._api_key = config.read_api_key()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+        limits = httpx.Limits(
+            max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+        )
         self._http = httpx.Client(
             base_url=config.base_url.rstrip("/") + "/",
             headers=headers,

@@ -23,7 +23,9 @@ class JudgeConfig:
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "judge"
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0  # total wall-clock time of one attempt (connect + send + every byte of the answer)
+    timeout_s: float = (
+        60.0  # total wall-clock time of one attempt (connect + send + every byte of the answer)
+    )
     item_deadline_s: float | None = 600.0  # total for one item over all attempts and backoffs; null: none
     max_retries: int = 5
     backoff_s: float = 1.0
@@ -55,12 +57,16 @@ class JudgeConfig:
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any], where: str = "judge") -> JudgeConfig:
-        """From a config node: an unknown key (a typo, or a secret that belongs in the environment) is refused."""
+        """From a config node: an unknown key (a typo, or a secret that belongs in the environment) is
+        refused."""
         allowed = [f.name for f in fields(cls)]
         unknown = [key for key in settings if key not in allowed]
         if unknown:
-            hint = f" (put the key itself in the environment variable named by {where}.api_key_env)" if any(
-                "key" in k or "token" in k or "secret" in k for k in unknown) else ""
+            hint = (
+                f" (put the key itself in the environment variable named by {where}.api_key_env)"
+                if any("key" in k or "token" in k or "secret" in k for k in unknown)
+                else ""
+            )
             raise ValueError(
                 f"{where} has no option {', '.join(f'{where}.{k}' for k in unknown)}{hint}; "
                 f"its options are: {', '.join(allowed)}"

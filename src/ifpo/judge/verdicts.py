@@ -16,7 +16,8 @@ from typing import Any
 
 JUDGE_SYSTEM_PROMPT = (
     "You are a meticulous, impartial grader of instruction following. "
-    "Judge only whether the response satisfies each listed constraint; ignore style you were not asked about. "
+    "Judge only whether the response satisfies each listed constraint; ignore style you were not asked "
+    "about. "
     "Answer with a single JSON object and nothing else."
 )
 

@@ -81,5 +81,7 @@ def get_loss_head(name: str, **options: Any) -> LossHead:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown loss.name={name!r}; registered heads: {', '.join(registered_losses())}") from None
+        raise ValueError(
+            f"unknown loss.name={name!r}; registered heads: {', '.join(registered_losses())}"
+        ) from None
     return cls(**options)

@@ -49,7 +49,12 @@ class DPOLoss(LossHead):
             raise ValueError(f"loss.variant={variant!r}; allowed: {', '.join(VARIANTS)}")
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
-        self.beta, self.label_smoothing, self.variant, self.sft_weight = beta, label_smoothing, variant, sft_weight
+        self.beta, self.label_smoothing, self.variant, self.sft_weight = (
+            beta,
+            label_smoothing,
+            variant,
+            sft_weight,
+        )
 
     def preference_logits(self, logps: SequenceLogps, batch: dict[str, Any]) -> torch.Tensor:
         """The argument of log sigma; RPO overrides this to subtract its margin."""

@@ -31,7 +31,9 @@ class IOPOLoss(LossHead):
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
         self.beta, self.label_smoothing, self.sft_weight = beta, label_smoothing, sft_weight
 
-    def metrics(self, r11: torch.Tensor, r22: torch.Tensor, r12: torch.Tensor, r21: torch.Tensor) -> dict[str, torch.Tensor]:
+    def metrics(
+        self, r11: torch.Tensor, r22: torch.Tensor, r12: torch.Tensor, r21: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """TRL's names and meaning (beta-scaled implicit rewards), per side of the quad.
 
         rewards/r11..r21 are beta * r_ij; rewards/chosen|rejected the mean matched and crossed
@@ -43,8 +45,13 @@ class IOPOLoss(LossHead):
         b = self.beta
         chosen, rejected = b * (r11 + r22) / 2, b * (r12 + r21) / 2
         values = {
-            "rewards/r11": b * r11, "rewards/r22": b * r22, "rewards/r12": b * r12, "rewards/r21": b * r21,
-            "rewards/chosen": chosen, "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
+            "rewards/r11": b * r11,
+            "rewards/r22": b * r22,
+            "rewards/r12": b * r12,
+            "rewards/r21": b * r21,
+            "rewards/chosen": chosen,
+            "rewards/rejected": rejected,
+            "rewards/margins": chosen - rejected,
             "rewards/accuracies": (chosen > rejected).to(chosen.dtype),
             "rewards/output_margins": b / 2 * (2 * r11 - r12 - r21),
             "rewards/input_margins": b / 2 * (2 * r22 - r21 - r12),

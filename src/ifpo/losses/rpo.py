@@ -22,7 +22,9 @@ class RPOLoss(DPOLoss):
     def __init__(self, gamma: float = 0.05, margin_in_beta: bool = False, **options: Any) -> None:
         super().__init__(**options)
         if self.variant != "sigmoid":
-            raise ValueError("loss=rpo supports only variant=sigmoid (the margin is defined inside log sigma)")
+            raise ValueError(
+                "loss=rpo supports only variant=sigmoid (the margin is defined inside log sigma)"
+            )
         self.gamma, self.margin_in_beta = gamma, margin_in_beta
 
     def preference_logits(self, logps: SequenceLogps, batch: dict[str, Any]) -> torch.Tensor:

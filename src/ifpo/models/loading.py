@@ -42,7 +42,9 @@ def model_source(model_cfg: Any, name_or_path: str | None = None) -> str | None:
     gguf_file = _get(model_cfg, "gguf_file")
     if gguf_file and not name_or_path:
         if not source:
-            raise ValueError("model.gguf_file needs model.name_or_path: the folder the conversion is cached in")
+            raise ValueError(
+                "model.gguf_file needs model.name_or_path: the folder the conversion is cached in"
+            )
         from ifpo.models.gguf import ensure_converted
 
         source = str(ensure_converted(gguf_file, _get(model_cfg, "gguf_package"), source))
@@ -86,7 +88,9 @@ def load_tokenizer(model_cfg: Any) -> PreTrainedTokenizerBase:
     source = _get(model_cfg, "tokenizer") or model_source(model_cfg)
     if not source:
         raise ValueError("set model.tokenizer or model.name_or_path: no tokenizer to load")
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=bool(_get(model_cfg, "trust_remote_code")))
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, trust_remote_code=bool(_get(model_cfg, "trust_remote_code"))
+    )
     override = _get(model_cfg, "chat_template")
     if override:
         tokenizer.chat_template = resolve_chat_template(str(override))
@@ -100,17 +104,23 @@ def load_tokenizer(model_cfg: Any) -> PreTrainedTokenizerBase:
 def build_causal_lm(model_cfg: Any, name_or_path: str | None = None) -> PreTrainedModel:
     """Load pretrained weights, or random-init from `model.config` when no weights are named."""
     dtype = DTYPES[_get(model_cfg, "dtype", "float32")]
-    attn = resolve_attn_implementation(_get(model_cfg, "attn_implementation", "sdpa"), _get(model_cfg, "dtype", "float32"))
+    attn = resolve_attn_implementation(
+        _get(model_cfg, "attn_implementation", "sdpa"), _get(model_cfg, "dtype", "float32")
+    )
     trust = bool(_get(model_cfg, "trust_remote_code"))
     source = model_source(model_cfg, name_or_path)
     if source:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attn, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
     else:
         arch = _get(model_cfg, "config")
         if not arch:
             raise ValueError("set model.name_or_path (pretrained) or model.config (random init)")
         config = AutoConfig.from_pretrained(arch, trust_remote_code=trust)
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_config(
+            config, dtype=dtype, attn_implementation=attn, trust_remote_code=trust
+        )
     if _get(model_cfg, "gradient_checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
@@ -162,5 +172,7 @@ def decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.
     head = model.get_output_embeddings()
     decoder = getattr(model, model.base_model_prefix, None)
     if head is None or decoder is None or decoder is model:
-        raise TypeError(f"{type(model).__name__} does not expose a decoder and an LM head (needed for log-probs)")
+        raise TypeError(
+            f"{type(model).__name__} does not expose a decoder and an LM head (needed for log-probs)"
+        )
     return decoder, head

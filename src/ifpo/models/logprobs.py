@@ -5,9 +5,10 @@ vocabulary needs tens of GB of float32 logits. We instead (1) apply the LM head 
 at response positions (prompt positions never need logits), and (2) process those
 positions in chunks inside a custom autograd function that recomputes each chunk's
 logits in backward, so the extra memory is about one chunk by the vocabulary, in the
-spirit of Liger-Kernel's fused linear cross-entropy. Written by hand because neither
-transformers nor Lightning ships a chunked *log-prob gather* (Liger's kernels return a
-reduced loss, not per-token log-probs, and need Triton).
+spirit of Liger-Kernel's chunked losses. Written by hand because neither transformers
+nor Lightning ships a chunked *log-prob gather*: Liger's `chunked_loss` (plain torch plus
+`torch.compile`, no Triton) fuses each preference loss into its own autograd function and
+returns the reduced loss, not the per-role log-probs our pluggable heads take.
 
 Models that post-process their logits (Cohere's `logit_scale`, Granite's `logits_scaling`,
 Gemma-2's `final_logit_softcapping`) get the same transform here (`LogitTransform`), read
@@ -81,7 +82,9 @@ class _ChunkedLinearLogProbs(torch.autograd.Function):
         out = torch.empty(hidden.shape[0], dtype=compute_dtype, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_size):
             stop = start + chunk_size
-            logits = transform.apply(torch.nn.functional.linear(hidden[start:stop], weight, bias).to(compute_dtype))
+            logits = transform.apply(
+                torch.nn.functional.linear(hidden[start:stop], weight, bias).to(compute_dtype)
+            )
             out[start:stop] = logits.gather(-1, targets[start:stop, None]).squeeze(-1) - logits.logsumexp(-1)
             del logits
         ctx.save_for_backward(hidden, weight, bias, targets)
@@ -98,7 +101,9 @@ class _ChunkedLinearLogProbs(torch.autograd.Function):
         grad_hidden = torch.zeros_like(hidden) if need_h else None
         grad_weight = torch.zeros(weight.shape, dtype=compute_dtype, device=weight.device) if need_w else None
         grad_bias = (
-            torch.zeros(bias.shape, dtype=compute_dtype, device=bias.device) if (need_b and bias is not None) else None
+            torch.zeros(bias.shape, dtype=compute_dtype, device=bias.device)
+            if (need_b and bias is not None)
+            else None
         )
         for start in range(0, hidden.shape[0], chunk_size):
             stop = start + chunk_size
@@ -107,7 +112,9 @@ class _ChunkedLinearLogProbs(torch.autograd.Function):
             # d logp[t] / d logits = onehot(t) - softmax(logits), scaled by the upstream grad.
             grad_logits = torch.softmax(logits, dim=-1).neg_()
             grad_logits.scatter_add_(
-                -1, targets[start:stop, None], torch.ones_like(targets[start:stop, None], dtype=grad_logits.dtype)
+                -1,
+                targets[start:stop, None],
+                torch.ones_like(targets[start:stop, None], dtype=grad_logits.dtype),
             )
             grad_logits.mul_(grad_out[start:stop, None].to(compute_dtype))
             if not transform.identity:
@@ -170,7 +177,9 @@ def sequence_logprobs(
     shifted = labels[:, 1:]
     mask = shifted != -100
     rows, cols = mask.nonzero(as_tuple=True)
-    token_logps = chunked_token_logprobs(hidden[rows, cols], weight, shifted[rows, cols], bias, chunk_size, transform)
+    token_logps = chunked_token_logprobs(
+        hidden[rows, cols], weight, shifted[rows, cols], bias, chunk_size, transform
+    )
     sums = torch.zeros(labels.shape[0], dtype=token_logps.dtype, device=hidden.device)
     sums = sums.index_add(0, rows, token_logps)
     counts = mask.sum(-1)

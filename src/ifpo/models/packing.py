@@ -139,10 +139,20 @@ def _wrapping_attention(original: str):
         layout = kwargs.pop("ifpo_layout", None)
         if layout is not None:
             if kwargs.get("s_aux") is not None:
-                raise ValueError(f"{type(module).__name__} uses attention sinks (s_aux), which packed segment "
-                                 "attention does not implement: set data.packing=false for this model")
-            out = segment_attention(query, key, value, layout, dropout, scaling, kwargs.get("sliding_window"),
-                                    kwargs.get("softcap"))
+                raise ValueError(
+                    f"{type(module).__name__} uses attention sinks (s_aux), which packed segment "
+                    "attention does not implement: set data.packing=false for this model"
+                )
+            out = segment_attention(
+                query,
+                key,
+                value,
+                layout,
+                dropout,
+                scaling,
+                kwargs.get("sliding_window"),
+                kwargs.get("softcap"),
+            )
             return out, None
         fallback = ALL_ATTENTION_FUNCTIONS.get_interface(original, eager_attention_forward)
         return fallback(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
@@ -163,15 +173,19 @@ def check_packable(config: Any) -> None:
     """Refuse model configs whose attention segment attention cannot reproduce, naming the field."""
     for name, what in UNSUPPORTED_FIELDS.items():
         if getattr(config, name, None):
-            raise ValueError(f"model config field `{name}`={getattr(config, name)!r} ({what}) is not supported by "
-                             "packed segment attention: set data.packing=false for this model")
+            raise ValueError(
+                f"model config field `{name}`={getattr(config, name)!r} ({what}) is not supported by "
+                "packed segment attention: set data.packing=false for this model"
+            )
 
 
 def install_segment_attention(model: torch.nn.Module) -> None:
     """Let `model` take packed batches (idempotent); unpacked calls behave exactly as before."""
     config = getattr(model, "config", None)
     if config is None:
-        raise TypeError(f"{type(model).__name__} has no transformers config; cannot install segment attention")
+        raise TypeError(
+            f"{type(model).__name__} has no transformers config; cannot install segment attention"
+        )
     original = config._attn_implementation or "eager"
     if original.startswith(PREFIX):
         return
@@ -183,7 +197,9 @@ def install_segment_attention(model: torch.nn.Module) -> None:
     config._attn_implementation = name
 
 
-def packed_hidden_states(decoder: torch.nn.Module, batch: dict[str, Any], segment_attention: str = "auto") -> torch.Tensor:
+def packed_hidden_states(
+    decoder: torch.nn.Module, batch: dict[str, Any], segment_attention: str = "auto"
+) -> torch.Tensor:
     """The decoder's last hidden state [1, T, H] for a packed batch (see ifpo.data.packed_collate)."""
     if segment_attention not in CHOICES:
         raise ValueError(f"model.segment_attention must be one of {CHOICES}, got {segment_attention!r}")

@@ -48,7 +48,12 @@ def flex_backward_supported(device_type: str) -> bool:
 
 
 def choose_kernel(
-    requested: str, device_type: str, dtype: torch.dtype, needs_grad: bool, shares_prefix: bool, has_flash: bool
+    requested: str,
+    device_type: str,
+    dtype: torch.dtype,
+    needs_grad: bool,
+    shares_prefix: bool,
+    has_flash: bool,
 ) -> str:
     """The kernel for one call: 'sdpa', 'flex', 'flash_varlen' or 'measure' (auto, not yet measured)."""
     if requested not in CHOICES:
@@ -81,8 +86,14 @@ def _to_segments(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # [1, H
 
 
 def sdpa_segments(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: SegmentLayout, dropout: float,
-    scaling: float | None, window: int | None, softcap: float | None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layout: SegmentLayout,
+    dropout: float,
+    scaling: float | None,
+    window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     """[1, H, T, D] inputs -> [1, T, H, D]; one batched call over the segments."""
     groups = query.shape[1] // key.shape[1]
@@ -91,7 +102,9 @@ def sdpa_segments(
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     mask = layout.dense_mask(window)
     if softcap is None:
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling
+        )
     else:  # SDPA has no score hook: the explicit softmax of transformers' eager kernel, per segment
         scale = scaling if scaling is not None else q.shape[-1] ** -0.5
         scores = torch.tanh(q @ k.transpose(-1, -2) * scale / softcap) * softcap
@@ -124,7 +137,9 @@ def compiled_flex() -> Callable[..., torch.Tensor]:
 
         # One graph per (bucket, heads, dtype, mask variant): allow more than dynamo's default 8.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 512)
+        torch._dynamo.config.accumulated_recompile_limit = max(
+            torch._dynamo.config.accumulated_recompile_limit, 512
+        )
         _COMPILED["flex"] = torch.compile(flex_attention, dynamic=False)
     return _COMPILED["flex"]
 
@@ -176,13 +191,23 @@ def row_block_mask(layout: SegmentLayout, window: int | None, length: int) -> An
             allowed = allowed & (pos[q_idx] - pos[kv_idx] < window)
         return allowed
 
-    return BlockMask.from_kv_blocks(counts[None, None], order[None, None], BLOCK_SIZE=FLEX_BLOCK, mask_mod=mask_mod,
-                                    seq_lengths=(length, length))
+    return BlockMask.from_kv_blocks(
+        counts[None, None],
+        order[None, None],
+        BLOCK_SIZE=FLEX_BLOCK,
+        mask_mod=mask_mod,
+        seq_lengths=(length, length),
+    )
 
 
 def flex_row(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: SegmentLayout, scaling: float | None,
-    window: int | None, softcap: float | None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layout: SegmentLayout,
+    scaling: float | None,
+    window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     """[1, H, T, D] inputs -> [1, T, H, D] through compiled flex_attention on the bucketed row."""
     tokens = query.shape[2]
@@ -193,7 +218,11 @@ def flex_row(
         return torch.nn.functional.pad(x, (0, 0, 0, length - tokens))
 
     out = compiled_flex()(
-        padded(query), padded(key), padded(value), block_mask=block_mask, scale=scaling,
+        padded(query),
+        padded(key),
+        padded(value),
+        block_mask=block_mask,
+        scale=scaling,
         score_mod=softcap_score_mod(float(softcap)) if softcap is not None else None,
         enable_gqa=query.shape[1] != key.shape[1],
     )
@@ -204,17 +233,32 @@ def flex_row(
 
 
 def flash_varlen(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: SegmentLayout, dropout: float,
-    scaling: float | None, window: int | None, softcap: float | None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layout: SegmentLayout,
+    dropout: float,
+    scaling: float | None,
+    window: int | None,
+    softcap: float | None,
 ) -> torch.Tensor:
     """Each segment one causal sequence: flash-attn's varlen kernel on [T, H, D] with cu_seqlens."""
     from flash_attn import flash_attn_varlen_func
 
     cu_seqlens, longest = layout.cu_seqlens()
     out = flash_attn_varlen_func(
-        query[0].transpose(0, 1), key[0].transpose(0, 1), value[0].transpose(0, 1), cu_seqlens, cu_seqlens,
-        longest, longest, dropout_p=dropout, softmax_scale=scaling, causal=True,
-        window_size=(window - 1, 0) if window is not None else (-1, -1), softcap=softcap or 0.0,
+        query[0].transpose(0, 1),
+        key[0].transpose(0, 1),
+        value[0].transpose(0, 1),
+        cu_seqlens,
+        cu_seqlens,
+        longest,
+        longest,
+        dropout_p=dropout,
+        softmax_scale=scaling,
+        causal=True,
+        window_size=(window - 1, 0) if window is not None else (-1, -1),
+        softcap=softcap or 0.0,
     )
     return out.unsqueeze(0)
 
@@ -227,7 +271,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _measure(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, run: dict[str, Callable[..., Any]]) -> str:
+def _measure(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, run: dict[str, Callable[..., Any]]
+) -> str:
     """Time forward+backward of each kernel on this call's own inputs; the faster one wins."""
     seconds = {}
     for name, kernel in run.items():
@@ -242,14 +288,25 @@ def _measure(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, run: d
         _sync(query.device)
         seconds[name] = (time.perf_counter() - start) / 3
     best = min(seconds, key=seconds.__getitem__)
-    log.warning("segment attention on %s: %s (measured fwd+bwd per layer call at %d tokens: %s)", query.device.type,
-                best, query.shape[2], ", ".join(f"{n} {s * 1e3:.2f} ms" for n, s in seconds.items()))
+    log.warning(
+        "segment attention on %s: %s (measured fwd+bwd per layer call at %d tokens: %s)",
+        query.device.type,
+        best,
+        query.shape[2],
+        ", ".join(f"{n} {s * 1e3:.2f} ms" for n, s in seconds.items()),
+    )
     return best
 
 
 def segment_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: SegmentLayout, dropout: float = 0.0,
-    scaling: float | None = None, window: int | None = None, softcap: float | None = None,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    layout: SegmentLayout,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    window: int | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Attention of a packed row [1, H, T, D] under `layout`; returns [1, T, H, D] like HF's kernels."""
     if query.shape[0] != 1:
@@ -258,14 +315,25 @@ def segment_attention(
         window = None  # the window covers every segment: plain (cheaper) masks
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (query, key, value))
     device = query.device.type
-    kernel = choose_kernel(layout.requested, device, query.dtype, needs_grad, layout.shares_prefix, flash_available())
+    kernel = choose_kernel(
+        layout.requested, device, query.dtype, needs_grad, layout.shares_prefix, flash_available()
+    )
     if layout.requested == "flex" and kernel == "sdpa":
-        _note_once("flex-cpu-grad", f"segment attention: flex_attention has no backward on {device} in torch "
-                                    f"{torch.__version__}; calls that need gradients use sdpa")
+        _note_once(
+            "flex-cpu-grad",
+            f"segment attention: flex_attention has no backward on {device} in torch "
+            f"{torch.__version__}; calls that need gradients use sdpa",
+        )
     elif layout.requested == "auto" and kernel in ("sdpa", "flash_varlen"):
-        _note_once(f"auto-{device}-{kernel}", f"segment attention on {device}: {kernel} (model.segment_attention=auto; "
-                   + ("flash-attn varlen: plain packing, no shared prompts)" if kernel == "flash_varlen" else
-                      "on the CPU flex measured slower and cannot train; see README 'Speed')"))
+        _note_once(
+            f"auto-{device}-{kernel}",
+            f"segment attention on {device}: {kernel} (model.segment_attention=auto; "
+            + (
+                "flash-attn varlen: plain packing, no shared prompts)"
+                if kernel == "flash_varlen"
+                else "on the CPU flex measured slower and cannot train; see README 'Speed')"
+            ),
+        )
     sdpa = lambda q, k, v: sdpa_segments(q, k, v, layout, dropout, scaling, window, softcap)
     flex = lambda q, k, v: flex_row(q, k, v, layout, scaling, window, softcap)
     if kernel == "measure":

@@ -1,4 +1,5 @@
-"""Sweep reports: `python -m ifpo.report SWEEP_DIR` writes report.html + PNG plots comparing a sweep's runs."""
+"""Sweep reports: `python -m ifpo.report SWEEP_DIR` writes report.html + PNG plots comparing a sweep's
+runs."""
 
 from ifpo.report.build import build_report
 

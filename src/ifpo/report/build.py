@@ -60,14 +60,19 @@ def _main_metric(runs: list[Run]) -> str:
     return str(config.get("optimized_metric") or "val/rewards/accuracies")
 
 
-def _pivot_rows(frame: pd.DataFrame, key: str, labels: list[str], first: str | None = None) -> list[dict[str, Any]]:
+def _pivot_rows(
+    frame: pd.DataFrame, key: str, labels: list[str], first: str | None = None
+) -> list[dict[str, Any]]:
     """One row per metric/kind, one cell per group ("-" where a group lacks it)."""
     keys = list(dict.fromkeys(frame[key]))
     keys = sorted(keys, key=lambda k: (k != first, k))
     rows = []
     for k in keys:
         sub = frame[frame[key] == k].set_index("group")
-        cells = [cell(sub.at[g, "mean"], sub.at[g, "std"], int(sub.at[g, "n"])) if g in sub.index else "-" for g in labels]
+        cells = [
+            cell(sub.at[g, "mean"], sub.at[g, "std"], int(sub.at[g, "n"])) if g in sub.index else "-"
+            for g in labels
+        ]
         rows.append({key: k, "short": short_name(k), "cells": cells, "main": k == first})
     return rows
 
@@ -77,9 +82,11 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
-def build_report(sweep_dir: str | Path, output_dir: str | Path | None = None, samples: int = 3,
-                 sample_tokens: int = 64) -> dict[str, Any]:
-    """Write report.html (self-contained), the PNGs and report.json under `output_dir` (default <sweep>/report).
+def build_report(
+    sweep_dir: str | Path, output_dir: str | Path | None = None, samples: int = 3, sample_tokens: int = 64
+) -> dict[str, Any]:
+    """Write report.html (self-contained), the PNGs and report.json under `output_dir`
+    (default <sweep>/report).
 
     `samples` prompts of each group's own validation data are answered by the group's first run's
     last checkpoint (0 = no generation, no model loaded).
@@ -100,12 +107,22 @@ def build_report(sweep_dir: str | Path, output_dir: str | Path | None = None, sa
 
     finals = final_frame(named, FINAL_PREFIXES)
     low, high = plots.metric_range(main_metric)
-    main_png = plots.bars(finals[finals.metric == main_metric], "metric", out / "main_metric.png",
-                          f"final {main_metric}", short_name(main_metric),
-                          (low, high) if math.isfinite(low) and math.isfinite(high) else None)
+    main_png = plots.bars(
+        finals[finals.metric == main_metric],
+        "metric",
+        out / "main_metric.png",
+        f"final {main_metric}",
+        short_name(main_metric),
+        (low, high) if math.isfinite(low) and math.isfinite(high) else None,
+    )
     kinds = kinds_frame(named)
-    kinds_png = plots.bars(kinds, "kind", out / "accuracy_by_kind.png", "final evaluation by constraint kind",
-                           "strict accuracy (mean ± std over seeds)")
+    kinds_png = plots.bars(
+        kinds,
+        "kind",
+        out / "accuracy_by_kind.png",
+        "final evaluation by constraint kind",
+        "strict accuracy (mean ± std over seeds)",
+    )
 
     sample_groups = []
     for label, members in named.items() if samples > 0 else ():
@@ -113,18 +130,36 @@ def build_report(sweep_dir: str | Path, output_dir: str | Path | None = None, sa
         sample_groups.append({"label": label, "samples": found, "note": note})
 
     page = _template().render(
-        sweep_name=sweep_dir.name, sweep_dir=str(sweep_dir), n_runs=len(runs), groups=labels, main_metric=main_metric,
-        runs=[{"group": next(lb for lb, ms in named.items() if r in ms), "folder": r.folder.name, "method": r.method,
-               "seed": r.seed, "overrides": " ".join(r.overrides)} for r in runs],
-        curves_png=_b64(curves_png), panel_files=[p.name for p in panels], main_png=_b64(main_png),
+        sweep_name=sweep_dir.name,
+        sweep_dir=str(sweep_dir),
+        n_runs=len(runs),
+        groups=labels,
+        main_metric=main_metric,
+        runs=[
+            {
+                "group": next(lb for lb, ms in named.items() if r in ms),
+                "folder": r.folder.name,
+                "method": r.method,
+                "seed": r.seed,
+                "overrides": " ".join(r.overrides),
+            }
+            for r in runs
+        ],
+        curves_png=_b64(curves_png),
+        panel_files=[p.name for p in panels],
+        main_png=_b64(main_png),
         final_rows=_pivot_rows(finals, "metric", labels, first=main_metric),
-        kinds_png=_b64(kinds_png), kind_rows=_pivot_rows(kinds, "kind", labels), samples=sample_groups,
+        kinds_png=_b64(kinds_png),
+        kind_rows=_pivot_rows(kinds, "kind", labels),
+        samples=sample_groups,
     )
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
     images = [p for p in (curves_png, *panels, main_png, kinds_png) if p]
     data = {
-        "sweep_dir": str(sweep_dir), "html": str(report), "main_metric": main_metric,
+        "sweep_dir": str(sweep_dir),
+        "html": str(report),
+        "main_metric": main_metric,
         "images": [str(p) for p in images],
         "groups": {label: [str(r.folder) for r in rs] for label, rs in groups.items()},
         "final": _nested(finals, "metric", groups, labels),
@@ -140,5 +175,9 @@ def _nested(frame: pd.DataFrame, key: str, groups: dict[str, list[Run]], labels:
     plain = dict(zip(labels, groups))
     out: dict[str, Any] = {label: {} for label in groups}
     for row in frame.itertuples(index=False):
-        out[plain[row.group]][getattr(row, key)] = {"mean": float(row.mean), "std": float(row.std), "n": int(row.n)}
+        out[plain[row.group]][getattr(row, key)] = {
+            "mean": float(row.mean),
+            "std": float(row.std),
+            "n": int(row.n),
+        }
     return out

@@ -44,7 +44,9 @@ class Run:
 def run_folders(sweep_dir: Path) -> list[Path]:
     """Every run under `sweep_dir` (itself included), in job-number order."""
     folders = {p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")}
-    return sorted(folders, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else math.inf, p.name))
+    return sorted(
+        folders, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else math.inf, p.name)
+    )
 
 
 def _yaml(path: Path) -> Any:
@@ -100,7 +102,7 @@ def read_run(folder: Path) -> Run:
         try:
             run.final = {k: float(v) for k, v in json.loads(metrics_json.read_text())["metrics"].items()}
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise ReportError(f"{metrics_json}: expected {{\"metrics\": {{name: number}}}} ({error})") from None
+            raise ReportError(f'{metrics_json}: expected {{"metrics": {{name: number}}}} ({error})') from None
     run.kinds = read_kinds(folder, run.final)
     return run
 

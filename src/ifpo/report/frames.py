@@ -41,7 +41,12 @@ def final_frame(groups: dict[str, list[Run]], prefixes: tuple[str, ...]) -> pd.D
 
 def kinds_frame(groups: dict[str, list[Run]]) -> pd.DataFrame:
     """Per group and constraint kind: strict accuracy mean, std, n over the group's runs."""
-    rows = [(label, kind, acc) for label, runs in groups.items() for run in runs for kind, acc in run.kinds.items()]
+    rows = [
+        (label, kind, acc)
+        for label, runs in groups.items()
+        for run in runs
+        for kind, acc in run.kinds.items()
+    ]
     frame = pd.DataFrame(rows, columns=["group", "kind", "value"])
     if frame.empty:
         return pd.DataFrame(columns=["group", "kind", "mean", "std", "n"])

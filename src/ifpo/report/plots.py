@@ -42,9 +42,22 @@ def draw_curve(ax: Any, stats: pd.DataFrame, metric: str, labels: list[str], col
         if rows.empty:
             continue
         steps, mean, std = rows.step.to_numpy(), rows["mean"].to_numpy(), rows["std"].to_numpy()
-        ax.plot(steps, mean, color=colors[label], marker="o" if len(steps) < 10 else None, markersize=3, label=label)
-        ax.fill_between(steps, (mean - std).clip(low, high), (mean + std).clip(low, high), color=colors[label],
-                        alpha=0.2, linewidth=0)
+        ax.plot(
+            steps,
+            mean,
+            color=colors[label],
+            marker="o" if len(steps) < 10 else None,
+            markersize=3,
+            label=label,
+        )
+        ax.fill_between(
+            steps,
+            (mean - std).clip(low, high),
+            (mean + std).clip(low, high),
+            color=colors[label],
+            alpha=0.2,
+            linewidth=0,
+        )
         drawn = True
     steps = sorted(stats[stats.metric == metric].step.unique())
     if len(steps) == 1:  # one validation: a single tick, not a float axis around it
@@ -61,7 +74,9 @@ def draw_curve(ax: Any, stats: pd.DataFrame, metric: str, labels: list[str], col
     return drawn
 
 
-def curves_grid(stats: pd.DataFrame, metrics: list[str], labels: list[str], path: Path, columns: int = 3) -> Path | None:
+def curves_grid(
+    stats: pd.DataFrame, metrics: list[str], labels: list[str], path: Path, columns: int = 3
+) -> Path | None:
     """All curves in one figure, `columns` panels a row, one legend for the whole grid."""
     metrics = [m for m in metrics if (stats.metric == m).any()]
     if not metrics:
@@ -72,7 +87,7 @@ def curves_grid(stats: pd.DataFrame, metrics: list[str], labels: list[str], path
     colors = _colors(labels)
     for ax, metric in zip(axes.flat, metrics):
         draw_curve(ax, stats, metric, labels, colors)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=9, frameon=False)
@@ -106,19 +121,37 @@ def draw_bars(ax: Any, frame: pd.DataFrame, category: str, value_range: tuple[fl
     for n, label in enumerate(labels):
         rows = frame[frame.group == label].set_index(category).reindex(categories)
         ys = [i + n * height for i in range(len(categories))]
-        container = ax.barh(ys, rows["mean"].fillna(0), height=height, xerr=rows["std"].fillna(0),
-                            color=colors[label], label=label, error_kw={"elinewidth": 0.8, "capsize": 2})
-        ax.bar_label(container, labels=[f"{v:.2f}" if pd.notna(v) else "" for v in rows["mean"]],
-                     padding=3, fontsize=7)
-    ax.set_yticks([i + height * (len(labels) - 1) / 2 for i in range(len(categories))], categories, fontsize=8)
+        container = ax.barh(
+            ys,
+            rows["mean"].fillna(0),
+            height=height,
+            xerr=rows["std"].fillna(0),
+            color=colors[label],
+            label=label,
+            error_kw={"elinewidth": 0.8, "capsize": 2},
+        )
+        ax.bar_label(
+            container, labels=[f"{v:.2f}" if pd.notna(v) else "" for v in rows["mean"]], padding=3, fontsize=7
+        )
+    ax.set_yticks(
+        [i + height * (len(labels) - 1) / 2 for i in range(len(categories))], categories, fontsize=8
+    )
     ax.invert_yaxis()
     if value_range:
         ax.set_xlim(value_range[0], value_range[1] * 1.12)  # room for the value labels
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never on bars
+    ax.legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )  # beside, never on bars
 
 
-def bars(frame: pd.DataFrame, category: str, path: Path, title: str, xlabel: str,
-         value_range: tuple[float, float] | None = (0.0, 1.0)) -> Path | None:
+def bars(
+    frame: pd.DataFrame,
+    category: str,
+    path: Path,
+    title: str,
+    xlabel: str,
+    value_range: tuple[float, float] | None = (0.0, 1.0),
+) -> Path | None:
     """`draw_bars` as a PNG; None when there is nothing to draw."""
     if frame.empty:
         return None

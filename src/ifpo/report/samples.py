@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ifpo.config.plain import to_plain
 from ifpo.report.collect import Run
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ def _conversation(messages: list[dict[str, str]]) -> str:
 
 def validation_records(config: Any, limit: int) -> tuple[list[dict[str, Any]], str]:
     """(first `limit` validated records, where they came from) of a run's validation data."""
-    from ifpo.data.errors import SkipCounter
     from ifpo.data.sources import ensure_synthetic_files, load_file_records
+    from ifpo.io.errors import SkipCounter
 
     data = config.data
     kind = data.get("kind") or ("quad" if config.loss.name == "iopo" else "pair")
@@ -75,8 +76,8 @@ def run_config(run: Run) -> Any:
 
 def group_samples(run: Run, limit: int, max_new_tokens: int) -> tuple[list[Sample], str]:
     """Samples of `run`'s last checkpoint, and a note saying what was used (or why nothing was)."""
-    from ifpo.eval.checkpoint import checkpoint_model_config, load_policy
-    from ifpo.eval.generation import GenerationSettings, HFGenerator
+    from ifpo.models.checkpoint import checkpoint_model_config, load_policy
+    from ifpo.models.generation import GenerationSettings, HFGenerator
 
     ckpt = run.folder / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -85,7 +86,7 @@ def group_samples(run: Run, limit: int, max_new_tokens: int) -> tuple[list[Sampl
     records, source = validation_records(config, limit)
     if not records:
         return [], "the run had no validation records"
-    model_cfg = checkpoint_model_config(ckpt) or OmegaConf.to_container(config.model, resolve=True)
+    model_cfg = checkpoint_model_config(ckpt) or to_plain(config.model)
     model, tokenizer = load_policy(OmegaConf.create(model_cfg), ckpt)
     prompts = [r["prompt"] if "prompt" in r else r["x1"] for r in records]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=len(prompts), show_progress=False)

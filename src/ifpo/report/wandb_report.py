@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ifpo.training.wandb_logging import RUN_ID_FILE, has_wandb_login
+from ifpo.config.wandb_env import has_wandb_login
+from ifpo.training.wandb_logging import RUN_ID_FILE
 
 PANEL_METRICS = ("train/loss", "train/rewards/margins", "train/rewards/accuracies", "val/rewards/accuracies")
 
@@ -28,7 +29,9 @@ def sync_instructions(sweep_dir: Path) -> str:
 
 def run_ids(sweep_dir: Path) -> list[str]:
     """The W&B run ids of the sweep's runs (each run folder keeps its id in wandb_run_id.txt)."""
-    return sorted({p.read_text().strip() for p in sweep_dir.glob("**/" + RUN_ID_FILE) if p.read_text().strip()})
+    return sorted(
+        {p.read_text().strip() for p in sweep_dir.glob("**/" + RUN_ID_FILE) if p.read_text().strip()}
+    )
 
 
 def build_wandb_report(sweep_dir: Path, project: str, entity: str | None, ids: list[str]) -> Any:
@@ -36,12 +39,27 @@ def build_wandb_report(sweep_dir: Path, project: str, entity: str | None, ids: l
     import wandb_workspaces.reports.v2 as wr
     from wandb_workspaces import expr
 
-    runset = wr.Runset(entity=entity or "", project=project, name=sweep_dir.name, filters=[expr.Metric("ID").isin(ids)])
-    panels = [wr.LinePlot(title=metric, x="Step", y=[metric], groupby=wr.Config("loss.name"),
-                          groupby_aggfunc="mean", groupby_rangefunc="stddev") for metric in PANEL_METRICS]
-    return wr.Report(entity=entity or "", project=project, title=f"ifpo sweep {sweep_dir.name}",
-                     description=f"Runs of {sweep_dir}: mean and standard deviation over seeds per loss head.",
-                     blocks=[wr.PanelGrid(runsets=[runset], panels=panels)])
+    runset = wr.Runset(
+        entity=entity or "", project=project, name=sweep_dir.name, filters=[expr.Metric("ID").isin(ids)]
+    )
+    panels = [
+        wr.LinePlot(
+            title=metric,
+            x="Step",
+            y=[metric],
+            groupby=wr.Config("loss.name"),
+            groupby_aggfunc="mean",
+            groupby_rangefunc="stddev",
+        )
+        for metric in PANEL_METRICS
+    ]
+    return wr.Report(
+        entity=entity or "",
+        project=project,
+        title=f"ifpo sweep {sweep_dir.name}",
+        description=f"Runs of {sweep_dir}: mean and standard deviation over seeds per loss head.",
+        blocks=[wr.PanelGrid(runsets=[runset], panels=panels)],
+    )
 
 
 def publish(sweep_dir: Path, project: str, entity: str | None) -> str:
@@ -49,7 +67,9 @@ def publish(sweep_dir: Path, project: str, entity: str | None) -> str:
     try:
         report = build_wandb_report(sweep_dir, project, entity, run_ids(sweep_dir))
     except ImportError as error:
-        raise RuntimeError("W&B Reports need the wandb-workspaces package (pip install wandb-workspaces)") from error
+        raise RuntimeError(
+            "W&B Reports need the wandb-workspaces package (pip install wandb-workspaces)"
+        ) from error
     report.save()
     return str(report.url)
 

@@ -1,4 +1,5 @@
-"""Sample N responses per (multi-turn) prompt: HF ``generate``, optional vLLM, a responses file, or the synthetic writer.
+"""Sample N responses per (multi-turn) prompt: HF ``generate``, optional vLLM, a responses file,
+or the synthetic writer.
 
 Public API::
 

@@ -37,12 +37,20 @@ def build_sampler(cfg: Any, model_cfg: Any = None) -> Sampler:
         checkpoint = cfg.get("checkpoint")
         source = checkpoint or (model_source(model_cfg) if model_cfg is not None else None)
         if not source:
-            raise ValueError("sampler=vllm needs a Hugging Face folder: sampler.checkpoint or model.name_or_path")
+            raise ValueError(
+                "sampler=vllm needs a Hugging Face folder: sampler.checkpoint or model.name_or_path"
+            )
         # The one chat template and every EOS id, as the hf backend and training use them.
         override = model_cfg.get("chat_template") if model_cfg is not None else None
-        tokenizer = load_tokenizer({"tokenizer": str(checkpoint), "chat_template": override} if checkpoint else model_cfg)
-        return VLLMSampler(str(source), settings, chat_template=tokenizer.chat_template,
-                           stop_token_ids=folder_eos_token_ids(str(source), tokenizer))
+        tokenizer = load_tokenizer(
+            {"tokenizer": str(checkpoint), "chat_template": override} if checkpoint else model_cfg
+        )
+        return VLLMSampler(
+            str(source),
+            settings,
+            chat_template=tokenizer.chat_template,
+            stop_token_ids=folder_eos_token_ids(str(source), tokenizer),
+        )
     if model_cfg is None:
         raise ValueError("sampler=hf needs a model config")
     model, tokenizer = load_sampling_model(model_cfg, cfg.get("checkpoint"))

@@ -7,11 +7,11 @@ and the builder keeps one only if the rule checks say it fits x2 and not x1.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ifpo.data.errors import DataFormatError
+from ifpo.io.errors import DataFormatError
+from ifpo.io.jsonl import BadLine, read_jsonl
 from ifpo.sampling.base import SampleRequest
 
 
@@ -21,25 +21,22 @@ def load_responses_file(path: str | Path) -> dict[str, list[str]]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"responses file not found: {source}")
     table: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(source, number, "<json>", f"invalid JSON: {err.msg}") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(source, number, "<row>", "expected a JSON object")
-            key = row.get("id", row.get("key"))
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise DataFormatError(source, number, "id", f"missing or not a string/integer: {key!r}")
-            responses = row.get("responses")
-            if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
-                raise DataFormatError(source, number, "responses", "expected a list of strings")
-            if str(key) in table:
-                raise DataFormatError(source, number, "id", f"duplicate id {key!r}")
-            table[str(key)] = responses
+    for number, row in read_jsonl(path, check_unicode=False):
+        if isinstance(row, BadLine):
+            raise DataFormatError(
+                source, number, "<encoding>" if row.reason == "invalid_utf8" else "<json>", row.problem
+            )
+        if not isinstance(row, dict):
+            raise DataFormatError(source, number, "<row>", "expected a JSON object")
+        key = row.get("id", row.get("key"))
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            raise DataFormatError(source, number, "id", f"missing or not a string/integer: {key!r}")
+        responses = row.get("responses")
+        if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+            raise DataFormatError(source, number, "responses", "expected a list of strings")
+        if str(key) in table:
+            raise DataFormatError(source, number, "id", f"duplicate id {key!r}")
+        table[str(key)] = responses
     return table
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ifpo.eval.checkpoint import load_policy
-from ifpo.eval.generation import chat_prompts
+from ifpo.config.plain import to_plain
+from ifpo.models.checkpoint import load_policy
+from ifpo.models.generation import chat_prompts
 from ifpo.models.loading import eos_token_ids
 from ifpo.sampling.base import SampleRequest
 
@@ -40,25 +40,34 @@ class SamplingSettings:
         if self.batch_size < 1:
             raise ValueError(f"sampler.batch_size must be >= 1, got {self.batch_size}")
         if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+            raise ValueError(
+                f"sampling needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}"
+            )
 
 
-def load_sampling_model(model_cfg: Any, checkpoint: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """(model, tokenizer): ``checkpoint`` may be an HF folder or a training ``.ckpt``; None = ``model_cfg`` as is."""
+def load_sampling_model(
+    model_cfg: Any, checkpoint: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model, tokenizer): ``checkpoint`` may be an HF folder or a training ``.ckpt``; None = ``model_cfg``
+    as is."""
     if checkpoint and Path(checkpoint).is_dir():
-        cfg = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
+        cfg = to_plain(model_cfg)
         cfg["name_or_path"] = str(checkpoint)
         cfg["tokenizer"] = cfg.get("tokenizer") or str(checkpoint)
         return load_policy(cfg)
     if checkpoint and not str(checkpoint).endswith(".ckpt"):
-        raise ValueError(f"sampler.checkpoint={checkpoint!r}: expected a Hugging Face folder or a training .ckpt file")
+        raise ValueError(
+            f"sampler.checkpoint={checkpoint!r}: expected a Hugging Face folder or a training .ckpt file"
+        )
     return load_policy(model_cfg, checkpoint)
 
 
 class HFSampler:
     """``model.generate`` over batches of prompts; each prompt yields ``n`` sequences."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: SamplingSettings) -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: SamplingSettings
+    ) -> None:
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
 
     @torch.no_grad()
@@ -84,7 +93,9 @@ class HFSampler:
 
     def _generate(self, prompts: list[str], n: int) -> list[list[str]]:
         s = self.settings
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.model.device
+        )
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": None}
             if s.do_sample
@@ -98,6 +109,8 @@ class HFSampler:
             eos_token_id=eos_token_ids(self.model, self.tokenizer),
             **sampling,
         )
-        texts = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(
+            generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         texts = [t.strip() for t in texts]
         return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]

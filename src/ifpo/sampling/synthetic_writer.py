@@ -25,8 +25,10 @@ class SyntheticWriterSampler:
         out = []
         for request in requests:
             if "topic" not in request.context:
-                raise ValueError(f"sampler=synthetic needs synthetic instructions (builder.source=synthetic); "
-                                 f"{request.key!r} has no topic")
+                raise ValueError(
+                    f"sampler=synthetic needs synthetic instructions (builder.source=synthetic); "
+                    f"{request.key!r} has no topic"
+                )
             specs = [synthetic.Spec(c.kind, dict(c.kwargs)) for c in request.constraints]
             rng = random.Random(derive_seed(seed, request.key, [s.as_record() for s in specs]))
             answers = []

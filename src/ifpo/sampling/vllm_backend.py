@@ -9,14 +9,6 @@ from ifpo.sampling.base import SampleRequest
 from ifpo.sampling.hf import SamplingSettings
 
 
-def vllm_available() -> bool:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class VLLMSampler:  # pragma: no cover - needs a GPU and the vllm package
     """vLLM offline engine; ``n`` samples per prompt via ``SamplingParams(n=..., seed=...)``."""
 
@@ -27,7 +19,9 @@ class VLLMSampler:  # pragma: no cover - needs a GPU and the vllm package
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise ImportError("sampler.backend=vllm needs the vllm package (GPU installs); use sampler=hf") from exc
+            raise ImportError(
+                "sampler.backend=vllm needs the vllm package (GPU installs); use sampler=hf"
+            ) from exc
         self.settings = settings
         self.chat_template, self.stop_token_ids = chat_template, list(stop_token_ids)
         self.llm = LLM(model=name_or_path, **engine)
@@ -44,6 +38,7 @@ class VLLMSampler:  # pragma: no cover - needs a GPU and the vllm package
             top_p=s.top_p if s.do_sample else 1.0,
             stop_token_ids=self.stop_token_ids,
         )
-        results = self.llm.chat([list(r.messages) for r in requests], params, use_tqdm=False,
-                                chat_template=self.chat_template)
+        results = self.llm.chat(
+            [list(r.messages) for r in requests], params, use_tqdm=False, chat_template=self.chat_template
+        )
         return [[o.text.strip() for o in r.outputs] for r in results]

@@ -12,9 +12,12 @@ Imported lazily: importing deepspeed is slow and logs accelerator warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ifpo.scale.architectures import ArchSpec
-from ifpo.scale.planner import GIB, PlanSettings
+from ifpo.models.architectures import GIB, ArchSpec
+
+if TYPE_CHECKING:  # annotation only: planner imports this module (lazily) for --deepspeed-check
+    from ifpo.scale.planner import PlanSettings
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ ONE_B = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 1024, "hidden_size": 2048,
     "intermediate_size": 8192, "num_hidden_layers": 20, "num_attention_heads": 16, "num_key_value_heads": 8,
     "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "hidden_act": "silu",
-    "initializer_range": 0.02, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2,
+    "initializer_range": 0.02, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1,
+    "pad_token_id": 2,
 }  # fmt: skip
 #: Dense bf16 peak FLOP/s by device name fragment (vendor data sheets, no sparsity).
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -82,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4, help="pairs per GPU per step")
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--segment-attention", default="auto", choices=["auto", "flex", "sdpa"],
-                    help="model.segment_attention of the pipeline check")
+    ap.add_argument(
+        "--segment-attention",
+        default="auto",
+        choices=["auto", "flex", "sdpa"],
+        help="model.segment_attention of the pipeline check",
+    )
     ap.add_argument("--no-compare", action="store_true", help="skip the attention-kernel comparison")
     ap.add_argument("--compare-lengths", type=int, nargs="+", default=[2048, 8192])
     args = ap.parse_args(argv)
@@ -114,8 +119,15 @@ def compare_kernels(args: argparse.Namespace) -> dict:
     torch.cuda.empty_cache()
     with tempfile.TemporaryDirectory(prefix="ifpo_gpu_kernels_") as tmp:
         out = Path(tmp) / "kernels.json"
-        opts = argparse.Namespace(lengths=args.compare_lengths, batch=4, steps=5, warmup=2, cpu_smoke=False,
-                                  peak_tflops=(peak_flops(torch.cuda.get_device_name()) or 989e12) / 1e12, json=str(out))
+        opts = argparse.Namespace(
+            lengths=args.compare_lengths,
+            batch=4,
+            steps=5,
+            warmup=2,
+            cpu_smoke=False,
+            peak_tflops=(peak_flops(torch.cuda.get_device_name()) or 989e12) / 1e12,
+            json=str(out),
+        )
         gpu_report(opts)
         return json.loads(out.read_text())
 
@@ -134,7 +146,8 @@ def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
         "loss=dpo", "strategy=zero3", "trainer=gpu", "trainer.devices=1", "trainer.precision=bf16-mixed",
         f"trainer.max_steps={args.steps}", "trainer.limit_val_batches=0", "trainer.val_check_interval=null",
         "trainer.enable_model_summary=false", "model.dtype=bfloat16", f"model.config={tmp / 'model'}",
-        "model.gradient_checkpointing=true", f"data.batch_size={args.batch}", f"data.max_length={args.max_length}",
+        "model.gradient_checkpointing=true", f"data.batch_size={args.batch}",
+        f"data.max_length={args.max_length}",
         f"data.max_prompt_length={args.max_length // 2}", "data.synthetic.records=dpo",
         "callbacks.model_checkpoint=null", "optim=adamw", f"model.segment_attention={args.segment_attention}",
     ]  # fmt: skip

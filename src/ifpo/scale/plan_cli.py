@@ -10,14 +10,14 @@ from the local config.json of `model.config`, so nothing is downloaded or built.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ifpo.scale.architectures import ALL_LINEAR, ArchSpec, arch_from_path, get_arch
-from ifpo.scale.deepspeed_config import offload_device
+from ifpo.config.plain import to_plain
+from ifpo.models.architectures import ALL_LINEAR, arch_from_model_cfg
 from ifpo.scale.planner import PlanSettings, format_plan, plan, sequences_per_forward
+from ifpo.training.deepspeed_config import offload_device
 
 log = logging.getLogger(__name__)
 
@@ -26,35 +26,11 @@ def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
-def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | None:
-    """model.arch (preset name or shape dict), else a local config.json; None if unknown and not required."""
-    arch = model_cfg.get("arch")
-    if isinstance(arch, str):
-        return get_arch(arch)
-    if arch:
-        fields = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else dict(arch)
-        return ArchSpec(**{"name": "model.arch", **fields})
-    for source in (model_cfg.get("config"), model_cfg.get("name_or_path")):
-        if not source:
-            continue
-        path = Path(str(source))
-        if (path / "config.json").is_file() or path.is_file():
-            return arch_from_path(path)
-    if required:
-        raise ValueError(
-            "plan=true needs the architecture without downloading: set model.arch to a preset "
-            "(llama-3.1-8b, llama-3.1-70b, qwen2-7b), a local config.json path, or "
-            "{hidden, layers, heads, kv_heads, mlp, vocab}, "
-            "or point model.config / model.name_or_path at a local folder with config.json"
-        )
-    return None
-
-
 def plan_settings(cfg: DictConfig) -> PlanSettings:
     """PlanSettings for a composed training config."""
     strategy = cfg.get("strategy") or {}
     name = str(_value(strategy.get("name", "single")))
-    ds = OmegaConf.to_container(strategy.deepspeed, resolve=True) if strategy.get("deepspeed") else {}
+    ds = to_plain(strategy.get("deepspeed"))
     deepspeed = name in ("zero3", "zero3_offload")
     peft = cfg.get("peft") or {}
     lora = bool(peft.get("enabled", False))
@@ -103,3 +79,15 @@ def run_plan(cfg: DictConfig) -> dict[str, float]:
         "plan/host_per_node_gib": result.host_per_node,
         "plan/slurm_mem_gb": float(result.slurm_mem_gb),
     }
+
+
+def plan_or_train(cfg: DictConfig) -> dict[str, float]:
+    """What `python train.py` runs: plan=true prints the memory plan and trains nothing; else train.
+
+    The dispatch lives here, above training, so the training pipeline never imports the planner.
+    """
+    if cfg.get("plan"):
+        return run_plan(cfg)
+    from ifpo.training.pipeline import train  # lazy: plan=true does not load the training stack
+
+    return train(cfg)

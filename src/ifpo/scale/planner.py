@@ -36,9 +36,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ifpo.scale.architectures import ALL_LINEAR, PRESETS, ArchSpec, get_arch
+from ifpo.models.architectures import ALL_LINEAR, GIB, PRESETS, ArchSpec, get_arch
 
-GIB = 2**30
 #: Gradients handed to DeepSpeedCPUAdam are fp32, whatever the GPU gradient dtype.
 OFFLOADED_GRAD_BYTES = 4
 #: Sequences per forward for one training example, by objective (pairs: chosen+rejected).
@@ -81,7 +80,9 @@ class PlanSettings:
     cpu_memory_gib: float | None = None  # per node; None = do not check CPU memory
     cpu_buffer_factor: float = 1.5  # DeepSpeed's additional_buffer_factor for pinned buffers
     host_overhead_gib_per_rank: float = 4.0
-    max_live_parameters: int = 1_000_000_000  # DeepSpeed's stage3_max_live_parameters (elements)  # per training process: Python, torch/CUDA host state, loader workers
+    # DeepSpeed's stage3_max_live_parameters (elements)  # per training process: Python, torch/CUDA host
+    # state, loader workers
+    max_live_parameters: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))  # Hydra passes lists
@@ -165,7 +166,9 @@ class MemoryPlan:
         return self.parameters + self.gradients + self.optimizer_states + self.gather_buffer
 
 
-def layer_activation_bytes_per_token(arch: ArchSpec, act_bytes: int, flash: bool, seq_len: int) -> dict[str, float]:
+def layer_activation_bytes_per_token(
+    arch: ArchSpec, act_bytes: int, flash: bool, seq_len: int
+) -> dict[str, float]:
     """Bytes per token of one Llama-style decoder layer during its backward, by part.
 
     Derived for transformers' Llama/Qwen2/Mistral layer (h = hidden, kv = KV width, m = MLP width,
@@ -336,7 +339,8 @@ def _describe_settings(s: PlanSettings) -> str:
     return (
         f"{s.nodes}x{s.gpus_per_node} GPUs ({s.gpu_memory_gib:g} GiB), {zero}, "
         f"offload opt={s.offload_optimizer} params={s.offload_params}, {tuning}, ref={s.reference}, "
-        f"micro_batch={s.micro_batch} seqs x {s.seq_len} tok, ckpt={'on' if s.gradient_checkpointing else 'off'}, "
+        f"micro_batch={s.micro_batch} seqs x {s.seq_len} tok, "
+        f"ckpt={'on' if s.gradient_checkpointing else 'off'}, "
         f"flash={'on' if s.flash_attention else 'off'}, logprobs {chunk}"
     )
 
@@ -353,12 +357,14 @@ def format_plan(p: MemoryPlan) -> str:
     table.add_column("note")
     states_note = f"/ {s.shards} GPUs" if s.shards > 1 else "replicated"
     rows = [
-        ("parameters", p.parameters, "offloaded to CPU" if s.offload_params == "cpu" else f"bf16 {states_note}"),
+        ("parameters", p.parameters, "offloaded to CPU" if s.offload_params == "cpu" else f"bf16 "
+                                                                                          f"{states_note}"),
         ("gradients", p.gradients, "on CPU (fp32)" if s.offload_optimizer == "cpu" else states_note),
         ("optimizer states", p.optimizer_states,
          "on CPU" if s.offload_optimizer == "cpu" else f"fp32 master+Adam {states_note}"),
         ("ZeRO-3 gather buffer", p.gather_buffer, "largest module, gathered"),
-        ("ZeRO-3 live params", p.live_parameters, f"kept gathered up to max_live {s.max_live_parameters:.0e}"),
+        ("ZeRO-3 live params", p.live_parameters,
+        f"kept gathered up to max_live {s.max_live_parameters:.0e}"),
         ("reference model", p.reference_model, s.reference),
         ("activations", p.activations,
          (f"ckpt {'on' if s.gradient_checkpointing else 'off'}; "
@@ -380,7 +386,11 @@ def format_plan(p: MemoryPlan) -> str:
     lines.append(
         f"{verdict}: {p.total:.2f} / {s.gpu_memory_gib:g} GiB per GPU on {s.nodes}x{s.gpus_per_node} GPUs"
     )
-    limit = "" if s.cpu_memory_gib is None else f" of {s.cpu_memory_gib:g} GiB ({'ok' if p.fits_cpu else 'too much'})"
+    limit = (
+        ""
+        if s.cpu_memory_gib is None
+        else f" of {s.cpu_memory_gib:g} GiB ({'ok' if p.fits_cpu else 'too much'})"
+    )
     lines.append(
         f"host RAM per node: {p.host_per_node:.2f} GiB{limit} = offloaded states {p.cpu_per_node:.2f} + "
         f"rank-0 full weights for from_pretrained/export {p.host_full_state_dict:.2f} + "
@@ -398,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Every option with a help line; --help shows each default (ArgumentDefaultsHelpFormatter)."""
     d = PlanSettings()
     ap = argparse.ArgumentParser(
-        prog="python -m ifpo.scale.planner", description=__doc__.splitlines()[0],
+        prog="python -m ifpo.scale.planner",
+        description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="From a training config instead: python train.py +experiment=NAME plan=true",
     )
@@ -410,13 +421,27 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--nodes", type=int, default=d.nodes, help="nodes in the cluster")
     ap.add_argument("--gpus-per-node", type=int, default=d.gpus_per_node, help="GPUs (ranks) per node")
     ap.add_argument("--gpu-memory-gib", type=float, default=d.gpu_memory_gib, help="memory of one GPU")
-    ap.add_argument("--zero-stage", type=int, choices=(0, 3), default=d.zero_stage, help="0 = DDP, 3 = ZeRO-3")
-    ap.add_argument("--offload-optimizer", choices=("none", "cpu"), default=d.offload_optimizer,
-                    help="ZeRO-3: optimizer states in CPU RAM")
-    ap.add_argument("--offload-params", choices=("none", "cpu"), default=d.offload_params,
-                    help="ZeRO-3: parameters in CPU RAM")
-    ap.add_argument("--ref", choices=("copy", "adapter", "precomputed", "none"), default=d.reference,
-                    help="how the reference model is held (ref.mode)")
+    ap.add_argument(
+        "--zero-stage", type=int, choices=(0, 3), default=d.zero_stage, help="0 = DDP, 3 = ZeRO-3"
+    )
+    ap.add_argument(
+        "--offload-optimizer",
+        choices=("none", "cpu"),
+        default=d.offload_optimizer,
+        help="ZeRO-3: optimizer states in CPU RAM",
+    )
+    ap.add_argument(
+        "--offload-params",
+        choices=("none", "cpu"),
+        default=d.offload_params,
+        help="ZeRO-3: parameters in CPU RAM",
+    )
+    ap.add_argument(
+        "--ref",
+        choices=("copy", "adapter", "precomputed", "none"),
+        default=d.reference,
+        help="how the reference model is held (ref.mode)",
+    )
     ap.add_argument("--lora-rank", type=int, default=d.lora_rank, help="0 = full fine-tuning")
     ap.add_argument(
         "--lora-targets", default="all-linear", help="'all-linear' or comma list, e.g. q_proj,v_proj"
@@ -425,15 +450,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--micro-batch", type=int, default=d.micro_batch, help="sequences per forward (2 per DPO pair)"
     )
     ap.add_argument("--seq-len", type=int, default=d.seq_len, help="tokens per sequence")
-    ap.add_argument("--no-gradient-checkpointing", action="store_true", help="plan without activation checkpointing")
-    ap.add_argument("--no-flash-attention", action="store_true", help="plan with materialised attention scores")
+    ap.add_argument(
+        "--no-gradient-checkpointing", action="store_true", help="plan without activation checkpointing"
+    )
+    ap.add_argument(
+        "--no-flash-attention", action="store_true", help="plan with materialised attention scores"
+    )
     ap.add_argument(
         "--logprob-chunk", type=int, default=d.logprob_chunk_tokens, help="tokens per chunk; 0 = naive"
     )
-    ap.add_argument("--overhead-gib", type=float, default=d.overhead_gib,
-                    help="per-GPU allowance for the CUDA context, allocator and buffers")
     ap.add_argument(
-        "--cpu-memory-gib", type=float, default=None,
+        "--overhead-gib",
+        type=float,
+        default=d.overhead_gib,
+        help="per-GPU allowance for the CUDA context, allocator and buffers",
+    )
+    ap.add_argument(
+        "--cpu-memory-gib",
+        type=float,
+        default=None,
         help="CPU RAM per node to check offload against; None = not checked",
     )
     ap.add_argument("--deepspeed-check", action="store_true", help="also print DeepSpeed's ZeRO-3 estimator")

@@ -36,7 +36,9 @@ def train(out: Path = DEFAULT_OUT, vocab_size: int = 1024, seed: int = 0) -> Pre
         show_progress=False,
     )
     tokenizer.train_from_iterator(corpus(seed), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL, additional_special_tokens=ROLE_TOKENS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, **SPECIAL, additional_special_tokens=ROLE_TOKENS
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.model_max_length = 2048
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ class FinalSummary(pl.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         skipped = datamodule.skip_counts() if hasattr(datamodule, "skip_counts") else {}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "skipped": skipped}, indent=2))
+        (self.output_dir / "metrics.json").write_text(
+            json.dumps({"metrics": metrics, "skipped": skipped}, indent=2)
+        )
         table = Table(title=f"final metrics after {trainer.global_step} optimizer steps")
         table.add_column("metric")
         table.add_column("value", justify="right")

@@ -129,7 +129,8 @@ def atomic_save(trainer: pl.Trainer, filepath: str | Path, weights_only: bool = 
     trainer.save_checkpoint(str(tmp), weights_only=weights_only)  # ends with a barrier of all ranks
     if trainer.is_global_zero:
         if tmp.is_dir():
-            marker = {"global_step": trainer.global_step, "world_size": trainer.world_size, "saved_unix": time.time()}
+            marker = {"global_step": trainer.global_step, "world_size": trainer.world_size,
+            "saved_unix": time.time()}
             (tmp / MARKER).write_text(json.dumps(marker))
         _swap_into_place(tmp, final)
     trainer.strategy.barrier("atomic_save:renamed")
@@ -142,7 +143,9 @@ def candidates(run_dir: str | Path, checkpoint_dir: str | Path | None = None) ->
     run_dir = Path(run_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else run_dir / "checkpoints"
     found = [checkpoint_dir / "last.ckpt", checkpoint_dir / ("last.ckpt" + OLD_SUFFIX)]
-    found += sorted(run_dir.glob(f"{HPC_PREFIX}*.ckpt")) + sorted(run_dir.glob(f"{HPC_PREFIX}*.ckpt{OLD_SUFFIX}"))
+    found += sorted(run_dir.glob(f"{HPC_PREFIX}*.ckpt")) + sorted(
+        run_dir.glob(f"{HPC_PREFIX}*.ckpt{OLD_SUFFIX}")
+    )
     return [p for p in found if p.exists()]
 
 
@@ -154,7 +157,11 @@ def complete_newest_first(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         if path.name.endswith(OLD_SUFFIX):
             if path.with_name(path.name[: -len(OLD_SUFFIX)]).exists():
                 continue
-            ok = _deepspeed_dir_complete(path) or (path / MARKER).is_file() or (path.is_file() and _readable_zip(path))
+            ok = (
+                _deepspeed_dir_complete(path)
+                or (path / MARKER).is_file()
+                or (path.is_file() and _readable_zip(path))
+            )
         else:
             ok = is_complete(path)
         (complete if ok else broken).append(path)
@@ -168,7 +175,9 @@ def prune(run_dir: str | Path, keep: Path, checkpoint_dir: str | Path | None = N
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else run_dir / "checkpoints"
     doomed = [p for p in run_dir.glob(f"{HPC_PREFIX}*") if p.resolve() != Path(keep).resolve()]
     for folder in {run_dir, checkpoint_dir}:
-        doomed += [p for p in folder.glob(f"*{PARTIAL_SUFFIX}")] + [p for p in folder.glob(f"*.ckpt{OLD_SUFFIX}")]
+        doomed += [p for p in folder.glob(f"*{PARTIAL_SUFFIX}")] + [
+            p for p in folder.glob(f"*.ckpt{OLD_SUFFIX}")
+        ]
     removed = []
     for path in dict.fromkeys(doomed):
         if path.exists() and path.resolve() != Path(keep).resolve():

@@ -18,7 +18,9 @@ PRINT_ORDER = ("model", "ref", "data", "loss", "optim", "trainer", "callbacks", 
 
 
 @rank_zero_only
-def print_config_tree(cfg: DictConfig, output_dir: str | None = None, order: Sequence[str] = PRINT_ORDER) -> None:
+def print_config_tree(
+    cfg: DictConfig, output_dir: str | None = None, order: Sequence[str] = PRINT_ORDER
+) -> None:
     tree = rich.tree.Tree("CONFIG", guide_style="dim")
     fields = [f for f in order if f in cfg] + [f for f in cfg if f not in order]
     for name in fields:

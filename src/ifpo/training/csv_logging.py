@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from ifpo.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +65,37 @@ class ContinuingExperimentWriter(ExperimentWriter):
         first = min(float(m["step"]) for m in self.metrics)
         kept = [row for row in earlier if _step_of(row) < first]
         self._record_new_keys()  # header: union of the earlier and the new keys
-        tmp = self.metrics_file_path + ".tmp"
-        with self._fs.open(tmp, "w", newline="") as file:
+        # a kill mid-rewrite leaves the old file, not half of it
+        with atomic_path(self.metrics_file_path) as tmp, self._fs.open(str(tmp), "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(kept)
-        os.replace(tmp, self.metrics_file_path)  # a kill mid-rewrite leaves the old file, not half of it
         log.info(
             "metrics.csv: resumed at step %d, kept %d earlier rows, dropped %d that are replayed",
-            int(first), len(kept), len(earlier) - len(kept),
+            int(first),
+            len(kept),
+            len(earlier) - len(kept),
         )
 
 
 class ResumableCSVLogger(CSVLogger):
     """CSVLogger that continues (never deletes) the metrics.csv of a resumed run; see the module doc."""
 
-    def __init__(self, save_dir: str, name: str | None = "csv", version: int | str | None = 0, prefix: str = "",
-                 flush_logs_every_n_steps: int = 1) -> None:
-        super().__init__(save_dir, name=name, version=version, prefix=prefix,
-                         flush_logs_every_n_steps=flush_logs_every_n_steps)
+    def __init__(
+        self,
+        save_dir: str,
+        name: str | None = "csv",
+        version: int | str | None = 0,
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 1,
+    ) -> None:
+        super().__init__(
+            save_dir,
+            name=name,
+            version=version,
+            prefix=prefix,
+            flush_logs_every_n_steps=flush_logs_every_n_steps,
+        )
 
     @property
     @rank_zero_experiment

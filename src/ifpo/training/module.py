@@ -12,64 +12,44 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
+from ifpo.config.plain import to_plain
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
-from ifpo.models.loading import build_causal_lm, decoder_and_head, freeze
-from ifpo.models.logprobs import logit_transform, sequence_logprobs
-from ifpo.models.packing import packed_hidden_states, packed_sequence_logprobs
-from ifpo.scale.lora import apply_lora, peft_enabled
-from ifpo.scale.reference import build_reference_copy
-from ifpo.scale.strategy import hf_zero3_context, is_zero3, optimizer_class
+from ifpo.models.forward import role_logps
+from ifpo.models.loading import build_causal_lm, freeze
+from ifpo.models.lora import apply_lora, peft_enabled
+from ifpo.models.reference import build_reference_copy
+from ifpo.training.strategy import hf_zero3_context, is_zero3, optimizer_class
 
 REFERENCE_PREFIX = "reference."
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
-def role_logps(
-    model: torch.nn.Module, batch: dict[str, Any], chunk_size: int, segment_attention: str = "auto"
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Summed response log-probs and token counts per role from one forward over all rows.
-
-    Packed batches (ifpo.data.packed_collate: one row, shared prompts) run through segment
-    attention (kernel per `segment_attention`, see ifpo.models.segment_kernels); padded batches
-    through the model's own attention. The LM head is applied with the model's own logit
-    post-processing (logit scaling, final soft-capping), read from its config.
-    """
-    decoder, head = decoder_and_head(model)
-    bias = getattr(head, "bias", None)
-    transform = logit_transform(decoder.config)
-    if batch.get("packed"):
-        hidden = packed_hidden_states(decoder, batch, segment_attention)
-        sums, counts = packed_sequence_logprobs(hidden, head.weight, batch, bias, chunk_size, transform)
-    else:
-        hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)[0]
-        sums, counts = sequence_logprobs(hidden, head.weight, batch["labels"], bias, chunk_size, transform)
-    size = batch["batch_size"]
-    logps = {role: sums[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
-    tokens = {role: counts[i * size : (i + 1) * size] for i, role in enumerate(batch["roles"])}
-    return logps, tokens
 
 
 class PreferenceModule(pl.LightningModule):
     def __init__(self, model: Any, ref: Any, loss: Any, optim: Any, peft: Any = None) -> None:
         super().__init__()
-        self.save_hyperparameters({"model": _plain(model), "ref": _plain(ref), "loss": _plain(loss), "optim": _plain(optim), "peft": _plain(peft or {})})
+        self.save_hyperparameters(
+            {
+                "model": to_plain(model),
+                "ref": to_plain(ref),
+                "loss": to_plain(loss),
+                "optim": to_plain(optim),
+                "peft": to_plain(peft),
+            }
+        )
         self.model_cfg, self.ref_cfg = self.hparams["model"], self.hparams["ref"]
         self.peft_cfg = self.hparams["peft"]
         if self.ref_cfg["mode"] == "adapter" and not peft_enabled(self.peft_cfg):
-            raise ValueError("ref.mode=adapter uses the policy with its LoRA adapters disabled: it needs peft=lora")
+            raise ValueError(
+                "ref.mode=adapter uses the policy with its LoRA adapters disabled: it needs peft=lora"
+            )
         self.optim_cfg = self.hparams["optim"]
         self.head: LossHead = get_loss_head(**self.hparams["loss"])
         if self.head.needs_reference and self.ref_cfg["mode"] == "none":
-            raise ValueError(f"loss={self.head.name} needs a reference model; ref.mode=none is only for loss=sft")
+            raise ValueError(
+                f"loss={self.head.name} needs a reference model; ref.mode=none is only for loss=sft"
+            )
         self.policy: torch.nn.Module | None = None
         self.reference: torch.nn.Module | None = None
         self._train_metrics = torch.nn.ModuleDict()
@@ -146,7 +126,9 @@ class PreferenceModule(pl.LightningModule):
             if "reference_logps" in batch:  # precomputed by a pre-pass
                 reference = batch["reference_logps"]
             elif self.ref_cfg["mode"] == "precomputed":
-                raise ValueError("ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)")
+                raise ValueError(
+                    "ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)"
+                )
             elif self.ref_cfg["mode"] == "adapter":  # the reference is the policy without its adapters
                 was_training = self.policy.training
                 self.policy.eval()  # the reference runs in eval mode (no dropout), like a frozen copy
@@ -175,7 +157,8 @@ class PreferenceModule(pl.LightningModule):
         return out.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self._lr = float(optimizer.param_groups[0]["lr"])  # what this step applies (the scheduler moves it after)
+        # what this step applies (the scheduler moves it after)
+        self._lr = float(optimizer.param_groups[0]["lr"])
         norms = [p.grad.detach().float().norm() for p in self.policy.parameters() if p.grad is not None]
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
@@ -190,11 +173,22 @@ class PreferenceModule(pl.LightningModule):
             return  # still accumulating gradients
         for key, metric in self._train_metrics.items():
             if metric.update_count:
-                self.log(f"train/{key.replace('__', '/')}", metric.compute(), on_step=True, on_epoch=False, prog_bar=key in ("loss", "rewards__accuracies"))
+                self.log(
+                    f"train/{key.replace('__', '/')}",
+                    metric.compute(),
+                    on_step=True,
+                    on_epoch=False,
+                    prog_bar=key in ("loss", "rewards__accuracies"),
+                )
             metric.reset()
         now = time.perf_counter()
         tokens = self.all_gather(torch.tensor(self._tokens_since_log, device=self.device)).sum()
-        self.log("train/tokens_per_sec", tokens.float() / max(now - self._last_log_time, 1e-9), on_step=True, on_epoch=False)
+        self.log(
+            "train/tokens_per_sec",
+            tokens.float() / max(now - self._last_log_time, 1e-9),
+            on_step=True,
+            on_epoch=False,
+        )
         self._tokens_since_log, self._last_log_time = 0, now
         if self._lr is not None:  # the one learning-rate series (no LearningRateMonitor alongside)
             self.log("train/lr", self._lr, on_step=True, on_epoch=False)
@@ -204,7 +198,14 @@ class PreferenceModule(pl.LightningModule):
         size = batch["batch_size"]
         self.log("val/loss", out.loss, on_epoch=True, batch_size=size, sync_dist=True, prog_bar=True)
         for name, values in out.metrics.items():
-            self.log(f"val/{name}", values.float().mean(), on_epoch=True, batch_size=size, sync_dist=True, prog_bar=name == "rewards/accuracies")
+            self.log(
+                f"val/{name}",
+                values.float().mean(),
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=True,
+                prog_bar=name == "rewards/accuracies",
+            )
 
     # -- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -212,15 +213,29 @@ class PreferenceModule(pl.LightningModule):
         decay, no_decay = [], []
         for name, parameter in self.policy.named_parameters():
             if parameter.requires_grad:  # ZeRO-3 placeholders are 1-D: use the full shape (ds_shape)
-                (no_decay if len(getattr(parameter, "ds_shape", parameter.shape)) < 2 else decay).append(parameter)
+                (no_decay if len(getattr(parameter, "ds_shape", parameter.shape)) < 2 else decay).append(
+                    parameter
+                )
         optimizer = optimizer_class(self.trainer.strategy)(  # DeepSpeedCPUAdam under ZeRO-Offload
-            [g for g in ({"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]],
-            lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+            [
+                g
+                for g in (
+                    {"params": decay, "weight_decay": cfg["weight_decay"]},
+                    {"params": no_decay, "weight_decay": 0.0},
+                )
+                if g["params"]
+            ],
+            lr=cfg["lr"],
+            betas=tuple(cfg["betas"]),
+            eps=cfg["eps"],
         )
         total = int(self.trainer.estimated_stepping_batches)
         extra = {"min_lr_rate": cfg["min_lr_ratio"]} if cfg["scheduler"] == "cosine_with_min_lr" else None
         scheduler = get_scheduler(
-            cfg["scheduler"], optimizer, num_warmup_steps=int(cfg["warmup_ratio"] * total),
-            num_training_steps=total, scheduler_specific_kwargs=extra,
+            cfg["scheduler"],
+            optimizer,
+            num_warmup_steps=int(cfg["warmup_ratio"] * total),
+            num_training_steps=total,
+            scheduler_specific_kwargs=extra,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -11,13 +11,12 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig
 
 from ifpo.config.schema import validate_loss_config
+from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.data.datamodule import PreferenceDataModule
-from ifpo.losses import get_loss_head
 from ifpo.models.loading import load_tokenizer
-from ifpo.scale.strategy import build_strategy, require_cuda
 from ifpo.training.batching import apply_global_batch_size
 from ifpo.training.config_tree import print_config_tree
-from ifpo.training.module import PreferenceModule, _plain
+from ifpo.training.module import PreferenceModule
 from ifpo.training.preemption import (
     Preempted,
     aborted_by_second_ctrl_c,
@@ -27,12 +26,8 @@ from ifpo.training.preemption import (
 )
 from ifpo.training.resume import resolve_ckpt_path
 from ifpo.training.run_folder import RunFolder, RunFolderConflict, finished_metrics
-from ifpo.training.wandb_logging import (
-    finish_wandb,
-    log_final_summary,
-    log_resolved_config,
-    prepare_wandb_env,
-)
+from ifpo.training.strategy import build_strategy, require_cuda
+from ifpo.training.wandb_logging import finish_wandb, log_final_summary, log_resolved_config
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +36,9 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a callbacks/logger group (null entries skipped)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+    return [
+        hydra.utils.instantiate(node) for node in group.values() if node is not None and "_target_" in node
+    ]
 
 
 def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.Trainer]:
@@ -50,18 +47,23 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     validate_loss_config(cfg.loss)  # unknown keys and out-of-range values, before any loading
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model)
-    head = get_loss_head(**_plain(cfg.loss))
-    datamodule = PreferenceDataModule(cfg.data, tokenizer, head)
     module = PreferenceModule(cfg.model, cfg.ref, cfg.loss, cfg.optim, cfg.get("peft"))
-    strategy = {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
+    # the one loss head: its record kind and roles shape the batches the module receives
+    datamodule = PreferenceDataModule(cfg.data, tokenizer, module.head)
+    strategy = (
+        {} if "strategy" in cfg.trainer or cfg.get("strategy") is None else {"strategy": build_strategy(cfg)}
+    )
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False, callbacks=instantiate_group(cfg.get("callbacks")),
-        **preemption_kwargs(cfg.trainer), **strategy,
+        cfg.trainer,
+        logger=instantiate_group(cfg.get("logger")) or False,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        **preemption_kwargs(cfg.trainer),
+        **strategy,
     )
     apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
-        from ifpo.scale.reference import attach_precomputed_reference
+        from ifpo.training.reference_cache import attach_precomputed_reference
 
         # reference log-probs from the disk cache; computing it needs a one-device run
         attach_precomputed_reference(cfg, datamodule, module, world_size=trainer.world_size)
@@ -69,11 +71,10 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train as configured; return the final metrics (what sweepers optimise)."""
-    if cfg.get("plan"):  # plan=true: print the memory plan and exit without training
-        from ifpo.scale.plan_cli import run_plan
+    """Train as configured; return the final metrics (what sweepers optimise).
 
-        return run_plan(cfg)
+    `plan=true` never reaches here: train.py goes through ifpo.scale.plan_cli.plan_or_train.
+    """
     require_cuda(cfg)  # before anything is printed, loaded or downloaded
     resume = cfg.get("resume", "auto")
     folder = RunFolder(cfg.paths.output_dir, checkpoint_dir(cfg))
@@ -83,8 +84,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.error("%s", conflict.message)
         raise
     if state == "finished":
-        log.warning("run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
-                    "(e.g. a larger trainer.max_steps) or start a new run with another run_name", folder.run_dir)
+        log.warning(
+            "run folder %s is finished (metrics.json); nothing to do. Train further with resume=force "
+            "(e.g. a larger trainer.max_steps) or start a new run with another run_name",
+            folder.run_dir,
+        )
         return finished_metrics(folder.run_dir)
     print_config_tree(cfg, cfg.paths.output_dir)
     prepare_wandb_env()
@@ -98,8 +102,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finished = True
     except Preempted as stop:
         # The agreed checkpoint is written; a non-zero exit tells SLURM/shells this run is unfinished.
-        log.warning("stopped by %s at step %d; rerun the same command to resume", signal_name(stop.signum),
-                    trainer.global_step)
+        log.warning(
+            "stopped by %s at step %d; rerun the same command to resume",
+            signal_name(stop.signum),
+            trainer.global_step,
+        )
         raise SystemExit(stop.code) from None
     except SystemExit:
         if aborted_by_second_ctrl_c(trainer):  # aborted at once, no checkpoint: what a shell reports
@@ -121,7 +128,7 @@ def export_at_end(cfg: DictConfig, module: PreferenceModule, datamodule: Prefere
     export = cfg.get("export") or {}
     if not export.get("at_end", False):
         return
-    from ifpo.scale.export import export_hf
+    from ifpo.models.export import export_hf
 
     out = export_hf(module.policy, str(export.dir), datamodule.tokenizer, module.peft_cfg)
     if out is not None:

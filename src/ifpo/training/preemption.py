@@ -162,7 +162,8 @@ class PreemptionCheckpoint(pl.Callback):
         self.saved_steps.add(step)
         if trainer.is_global_zero:
             prune(self.dirpath, keep=path, checkpoint_dir=self.checkpoint_dir)
-        log.warning("%s at step %d: saved %s (%s); rerun the same command to resume", name, step, path, describe(path))
+        log.warning("%s at step %d: saved %s (%s); rerun the same command to resume", name, step, path,
+        describe(path))
         return path
 
 
@@ -174,7 +175,11 @@ def aborted_by_second_ctrl_c(trainer: pl.Trainer) -> bool:
 def requeue_slurm_job() -> int:
     """`scontrol requeue` this job (array tasks as <array id>_<task id>); returns its exit code."""
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
-    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ.get("SLURM_JOB_ID", "")
+    job = (
+        f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+        if array_job
+        else os.environ.get("SLURM_JOB_ID", "")
+    )
     if not re.fullmatch(r"[0-9_]+", job):
         log.warning("USR2 outside a SLURM job (SLURM_JOB_ID=%r): checkpoint written, nothing requeued", job)
         return 1
@@ -221,7 +226,10 @@ def describe_environment(lead_s: int | None = None) -> str:
     job = os.environ.get("SLURM_ARRAY_JOB_ID")
     job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID")
     restart = os.environ.get("SLURM_RESTART_COUNT", "0")
-    return f"preemption: SLURM job {job} restart {restart}; SIGUSR2{lead} -> checkpoint + requeue, SIGTERM -> checkpoint"
+    return (
+        f"preemption: SLURM job {job} restart {restart}; SIGUSR2{lead} -> checkpoint + requeue, "
+        "SIGTERM -> checkpoint"
+    )
 
 
 class _ConnectorWithoutHpcAutoResume:
@@ -237,4 +245,6 @@ def own_the_resume_choice(trainer: pl.Trainer) -> None:
     """Leave the choice of checkpoint to ifpo.training.resume (complete checkpoints only)."""
     connector = trainer._checkpoint_connector
     if not isinstance(connector, _ConnectorWithoutHpcAutoResume):
-        connector.__class__ = type("CheckpointConnector", (_ConnectorWithoutHpcAutoResume, type(connector)), {})
+        connector.__class__ = type(
+            "CheckpointConnector", (_ConnectorWithoutHpcAutoResume, type(connector)), {}
+        )

@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ifpo.io.atomic import atomic_write_text
 from ifpo.training.checkpoint_files import candidates
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,6 @@ def _hydra_dir() -> Path | None:
     return folder if folder is not None and folder.is_dir() else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class RunFolder:
     """The record of one run folder and the decision to start, resume, refuse or stop."""
 
@@ -115,7 +110,7 @@ class RunFolder:
     # -- writes (global rank 0 only) --------------------------------------------------------
     def save_record(self, flat: dict[str, str]) -> None:
         self.record.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.record / "config.json", json.dumps(flat, indent=1, sort_keys=True))
+        atomic_write_text(self.record / "config.json", json.dumps(flat, indent=1, sort_keys=True))
         hydra = _hydra_dir()
         if hydra is not None:
             (self.record / "hydra").mkdir(exist_ok=True)
@@ -135,7 +130,8 @@ class RunFolder:
 
     def mark_finished(self, global_step: int) -> None:
         self.record.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.record / "finished.json", json.dumps({"global_step": global_step, "unix": time.time()}))
+        atomic_write_text(self.record / "finished.json", json.dumps({"global_step": global_step,
+        "unix": time.time()}))
 
     def log_force(self, diff: dict[str, tuple[str | None, str | None]]) -> None:
         entry = {"unix": time.time(), "argv": sys.argv, "changed": {k: [o, n] for k, (o, n) in diff.items()}}
@@ -164,8 +160,13 @@ class RunFolder:
                     self.save_record(flat)
                 (self.record / "finished.json").unlink(missing_ok=True)
             if diff:
-                log.warning("resume=force: continuing %s with %d changed key(s): %s (recorded in %s)",
-                            self.run_dir, len(diff), ", ".join(diff), self.record / "resume_force.jsonl")
+                log.warning(
+                    "resume=force: continuing %s with %d changed key(s): %s (recorded in %s)",
+                    self.run_dir,
+                    len(diff),
+                    ", ".join(diff),
+                    self.record / "resume_force.jsonl",
+                )
             return "resume"
         if self.finished:
             if rank0:
@@ -175,14 +176,22 @@ class RunFolder:
 
 
 def conflict_message(run_dir: Path, diff: dict[str, tuple[str | None, str | None]], shown: int = 20) -> str:
-    lines = [f"error: run folder {run_dir} holds a run trained with a different config; refusing to resume it."]
+    lines = [
+        f"error: run folder {run_dir} holds a run trained with a different config; refusing to resume it."
+    ]
     lines.append(f"{len(diff)} differing key(s) (recorded -> this command):")
     for key, (old, new) in list(diff.items())[:shown]:
-        lines.append(f"  {key}: {old if old is not None else '(absent)'} -> {new if new is not None else '(absent)'}")
+        lines.append(
+            f"  {key}: {old if old is not None else '(absent)'} -> {new if new is not None else '(absent)'}"
+        )
     if len(diff) > shown:
         lines.append(f"  ... and {len(diff) - shown} more")
-    lines.append("Use another run_name for a new run, or resume=force to continue this one with the new config")
-    lines.append(f"(recorded in {run_dir / RECORD / 'resume_force.jsonl'}). Nothing in the folder was changed.")
+    lines.append(
+        "Use another run_name for a new run, or resume=force to continue this one with the new config"
+    )
+    lines.append(
+        f"(recorded in {run_dir / RECORD / 'resume_force.jsonl'}). Nothing in the folder was changed."
+    )
     return "\n".join(lines)
 
 

@@ -62,7 +62,9 @@ def read_job(folder: Path) -> JobSummary:
     try:
         metrics = json.loads(metrics_file.read_text())["metrics"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{metrics_file}: expected {{\"metrics\": {{...}}}} as FinalSummary writes ({error})") from None
+        raise ValueError(
+            f'{metrics_file}: expected {{"metrics": {{...}}}} as FinalSummary writes ({error})'
+        ) from None
     return JobSummary(folder.name, str(folder), overrides, "done", {k: float(v) for k, v in metrics.items()})
 
 
@@ -72,13 +74,18 @@ def summarize_sweep(sweep_dir: str | Path, metric: str | None = None) -> list[Jo
     jobs = [read_job(folder) for folder in job_folders(sweep_dir)]
     keys = sorted({k for job in jobs for k in job.metrics})
     (sweep_dir / SUMMARY_JSON).write_text(
-        json.dumps({"sweep_dir": str(sweep_dir), "optimized_metric": metric, "jobs": [vars(j) for j in jobs]}, indent=2)
+        json.dumps(
+            {"sweep_dir": str(sweep_dir), "optimized_metric": metric, "jobs": [vars(j) for j in jobs]},
+            indent=2,
+        )
     )
     with open(sweep_dir / SUMMARY_CSV, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["job", "status", "overrides", *keys])
         for job in jobs:
-            writer.writerow([job.job, job.status, job.override_text(), *(job.metrics.get(k, "") for k in keys)])
+            writer.writerow(
+                [job.job, job.status, job.override_text(), *(job.metrics.get(k, "") for k in keys)]
+            )
     return jobs
 
 
@@ -100,20 +107,29 @@ def summary_table(jobs: list[JobSummary], metric: str | None = None, title: str 
     """Job, the swept overrides, status, the optimised metric, step and the validation metrics."""
     swept = varying_overrides(jobs) if len(jobs) > 1 else []
     shown = [metric] if metric else []
-    others = sorted({k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric},
-                    key=lambda k: (k not in ("val/loss", "val/rewards/margins"), k))
+    others = sorted(
+        {k for j in jobs for k in j.metrics if k.startswith("val/") and k != metric},
+        key=lambda k: (k not in ("val/loss", "val/rewards/margins"), k),
+    )
     shown += others[:3]  # the full set is in sweep_summary.csv; a terminal row stays readable
     # Short headers (val/acc, val/margin...) so a 100-column terminal shows them; the optimised
     # metric comes first, bold, and is never the column that gets squeezed.
     table = Table(title=title, caption=f"{short_name(metric)} = {metric}" if metric else None)
-    texts = [" ".join(o for o in j.overrides if o.partition("=")[0] in swept) if swept else j.override_text()
-             for j in jobs]
+    texts = [
+        " ".join(o for o in j.overrides if o.partition("=")[0] in swept) if swept else j.override_text()
+        for j in jobs
+    ]
     overrides_width = min(40, max([len("overrides"), *map(len, texts)]))
     for column in ("job", "overrides", "status", *shown, "global_step"):
         main = column == metric
         width = overrides_width if column == "overrides" else len(short_name(column)) if main else None
-        table.add_column(short_name(column), justify="left" if column in ("job", "overrides", "status") else "right",
-                         style="bold" if main else None, no_wrap=width is not None, min_width=width)
+        table.add_column(
+            short_name(column),
+            justify="left" if column in ("job", "overrides", "status") else "right",
+            style="bold" if main else None,
+            no_wrap=width is not None,
+            min_width=width,
+        )
     for job, text in zip(jobs, texts):
         values = [_fmt(job.metrics.get(k)) for k in (*shown, "global_step")]
         table.add_row(job.job, text, job.status, *values)

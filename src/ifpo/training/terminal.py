@@ -61,7 +61,9 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     # Printed whenever an `srun` binary exists, e.g. on a login node; our sbatch templates and the
     # submitit launcher do start every rank with srun.
-    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+    warnings.filterwarnings(
+        "ignore", message=r"The `srun` command is available on your system but is not used"
+    )
     # An advertisement for a cloud logger, printed on every Trainer construction.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)

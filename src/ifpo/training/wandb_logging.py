@@ -1,58 +1,34 @@
-"""Weights & Biases for training runs: never prompts, groups sweeps, logs config and sample generations.
+"""Weights & Biases for training runs: never prompts, groups sweeps, logs the config.
 
 Lightning's WandbLogger does the logging; what is added here is the policy around it:
-- `prepare_wandb_env`: offline unless a key (WANDB_API_KEY or a `wandb login` netrc entry) exists,
-  so an unattended job never blocks on a login prompt;
+- (`prepare_wandb_env`, offline unless somebody is logged in, is in ifpo.config.wandb_env);
 - `wandb_logger`: the factory conf/logger/wandb.yaml instantiates (group = the sweep's name in a
   multirun; the run id is kept in the run folder so a requeued job continues the same W&B run);
-- `log_resolved_config`: the whole resolved Hydra config, not only the module's hyperparameters;
-- `SampleGenerationTable`: greedy answers of the policy to a few fixed held-out prompts every N
-  steps, as a W&B table (with whether each answer satisfies all of its constraints).
+- `log_resolved_config`: the whole resolved Hydra config, not only the module's hyperparameters.
+
+The sample-generation table callback lives with the evaluation code, in
+:mod:`ifpo.eval.sample_table` (it generates and scores answers).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import netrc
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import lightning.pytorch as pl
-import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from ifpo.config.plain import to_plain
+from ifpo.config.wandb_env import prepare_wandb_env
 
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id.txt"
 LOGGED_STEPS_FILE = "wandb_logged_steps.json"  # per metric, the last step this W&B run received
-SAMPLE_COLUMNS = ["step", "key", "prompt", "response", "follows_all"]
-
-
-def wandb_host() -> str:
-    return urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
-
-
-def has_wandb_login() -> bool:
-    """A key in the environment or a netrc entry for the W&B host (what `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(wandb_host()) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def prepare_wandb_env() -> str:
-    """Set WANDB_MODE=offline when nobody is logged in (an explicit WANDB_MODE is kept); returns the mode."""
-    if not os.environ.get("WANDB_MODE") and not has_wandb_login():
-        os.environ["WANDB_MODE"] = "offline"
-    return os.environ.get("WANDB_MODE", "online")
 
 
 def sweep_group(default: str | None) -> str | None:
@@ -62,7 +38,11 @@ def sweep_group(default: str | None) -> str | None:
         from hydra.types import RunMode
 
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            return f"{default}-{Path(HydraConfig.get().sweep.dir).name}" if default else Path(HydraConfig.get().sweep.dir).name
+            return (
+                f"{default}-{Path(HydraConfig.get().sweep.dir).name}"
+                if default
+                else Path(HydraConfig.get().sweep.dir).name
+            )
     except Exception as error:  # noqa: BLE001  (no Hydra context: plain default)
         log.debug("no Hydra run context for the W&B group: %s", error)
     return default
@@ -104,9 +84,17 @@ def wandb_logger(
     if name is None:
         name = short_run_name(_job_overrides())
     return ContinuingWandbLogger(
-        project=project, entity=entity, group=sweep_group(group), name=name or None, job_type=job_type,
-        tags=list(tags or []), save_dir=save_dir, id=id, log_model=log_model,
-        offline=offline or mode == "offline", resume="allow",
+        project=project,
+        entity=entity,
+        group=sweep_group(group),
+        name=name or None,
+        job_type=job_type,
+        tags=list(tags or []),
+        save_dir=save_dir,
+        id=id,
+        log_model=log_model,
+        offline=offline or mode == "offline",
+        resume="allow",
     )
 
 
@@ -155,67 +143,9 @@ def log_resolved_config(loggers: Sequence[Any], cfg: DictConfig) -> None:
     """Send the whole resolved config to every W&B logger (Lightning only sends the module's hparams)."""
     targets = wandb_loggers(loggers)
     if targets:
-        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        config = to_plain(cfg)
         for logger in targets:
             logger.log_hyperparams(config)  # rank zero only, inside Lightning
-
-
-class SampleGenerationTable(pl.Callback):
-    """Every `every_n_steps` steps (and at the end) log the policy's greedy answers to fixed held-out prompts.
-
-    Only runs when a W&B logger is configured (generation costs time). All ranks generate, since
-    sharded models need every rank in the forward; rank zero logs. The table accumulates rows of
-    every logging step, so W&B shows how answers change over training.
-    """
-
-    def __init__(self, every_n_steps: int = 50, num_prompts: int = 4, max_new_tokens: int = 64, seed: int = 0,
-                 key: str = "samples/generations") -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
-        self.every_n_steps, self.num_prompts, self.max_new_tokens = every_n_steps, num_prompts, max_new_tokens
-        self.seed, self.key = seed, key
-        self.rows: list[list[Any]] = []
-        self._last_step = -1
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        step = trainer.global_step
-        if step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
-            self.log_samples(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step != self._last_step:
-            self.log_samples(trainer, pl_module)
-
-    def generate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[list[Any]]:
-        """Rows (step, key, prompt, response, follows_all) for the current policy."""
-        from ifpo.eval.generation import GenerationSettings, HFGenerator
-        from ifpo.eval.rule_scoring import score_example
-        from ifpo.eval.synthetic_heldout import heldout_examples
-
-        tokenizer = getattr(getattr(trainer, "datamodule", None), "tokenizer", None)
-        if tokenizer is None:
-            from ifpo.models.loading import load_tokenizer
-
-            tokenizer = load_tokenizer(pl_module.model_cfg)  # type: ignore[attr-defined]
-        examples = heldout_examples(self.num_prompts, self.seed)
-        settings = GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=self.num_prompts, show_progress=False)
-        with torch.no_grad():
-            texts = HFGenerator(pl_module.policy, tokenizer, settings).generate([e.messages for e in examples])  # type: ignore[attr-defined]
-        rows = []
-        for example, text in zip(examples, texts):
-            strict, _ = score_example(example.instruction, text)
-            rows.append([trainer.global_step, example.key, example.messages[-1]["content"], text, bool(strict.follow_all_instructions)])
-        return rows
-
-    def log_samples(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        targets = wandb_loggers(trainer.loggers)
-        if not targets:
-            return
-        self._last_step = trainer.global_step
-        self.rows.extend(self.generate(trainer, pl_module))
-        if trainer.is_global_zero:
-            for logger in targets:
-                logger.log_table(key=self.key, columns=SAMPLE_COLUMNS, data=[list(r) for r in self.rows], step=trainer.global_step)
 
 
 def finish_wandb(loggers: Sequence[Any], failed: bool = False) -> None:

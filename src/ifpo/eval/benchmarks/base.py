@@ -15,10 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ifpo.constraints import DataFormatError
-from ifpo.eval.generation import Conversation, Generator, generate_resumable
+from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.progress import ProgressStore
 from ifpo.eval.report import BenchmarkResult
+from ifpo.models.generation import Conversation, Generator, generate_resumable
 
 GetGenerator = Callable[[], Generator]
 Adapter = Callable[[DictConfig, GetGenerator], BenchmarkResult]
@@ -91,7 +91,7 @@ def jsonl_rows(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield line_no, json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataFormatError(
+                raise ConstraintFormatError(
                     f"invalid JSON: {exc.msg}", source=str(path), line=line_no, reason="invalid_json"
                 ) from exc
 
@@ -108,12 +108,12 @@ def load_turn_responses(path: str | Path, field: str = "responses") -> dict[str,
     result: dict[str, list[str]] = {}
     for line, record in jsonl_rows(path):
         if not isinstance(record, dict):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "record must be a JSON object", source=str(path), line=line, reason="bad_type"
             )
         key, turns = record.get("key"), record.get(field)
         if not isinstance(key, (str, int)) or isinstance(key, bool):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "'key' must be a string or integer",
                 source=str(path),
                 line=line,
@@ -121,7 +121,7 @@ def load_turn_responses(path: str | Path, field: str = "responses") -> dict[str,
                 reason="missing_field" if key is None else "bad_type",
             )
         if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"{field!r} must be a list of strings",
                 source=str(path),
                 line=line,
@@ -137,12 +137,12 @@ def load_keyed_responses(path: str | Path) -> dict[str, str]:
     result: dict[str, str] = {}
     for line, record in jsonl_rows(path):
         if not isinstance(record, dict):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "record must be a JSON object", source=str(path), line=line, reason="bad_type"
             )
         key, response = record.get("key"), record.get("response")
         if not isinstance(key, (str, int)) or isinstance(key, bool):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "'key' must be a string or integer",
                 source=str(path),
                 line=line,
@@ -150,7 +150,7 @@ def load_keyed_responses(path: str | Path) -> dict[str, str]:
                 reason="missing_field" if key is None else "bad_type",
             )
         if not isinstance(response, str):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 "'response' must be a string",
                 source=str(path),
                 line=line,

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 @register_benchmark("ifbench")
 def ifbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
-    """Load the official file (or hub split), generate (saved as it goes) or read responses, write them, score."""
+    """Load the official file (or hub split), generate (saved as it goes) or read responses, write them,
+    score."""
     if ecfg.data:
         source, rows = str(ecfg.data), list(jsonl_rows(ecfg.data))
     else:
@@ -46,12 +47,19 @@ def ifbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
         responses = load_ifbench_responses(ecfg.responses)
     else:
         prompts = [i.prompt for i in instructions]
-        responses = generate_saved(ecfg, get_generator, prompts, [user_turn(p) for p in prompts], "ifbench", "ifbench")
-        path = write_responses(Path(ecfg.output_dir) / RESPONSES_FILE, prompts, [responses[p] for p in prompts])
+        responses = generate_saved(
+            ecfg, get_generator, prompts, [user_turn(p) for p in prompts], "ifbench", "ifbench"
+        )
+        path = write_responses(
+            Path(ecfg.output_dir) / RESPONSES_FILE, prompts, [responses[p] for p in prompts]
+        )
         log.info("responses written to %s (official format) before scoring", path)
     scored = score_ifbench_official(
-        instructions, responses, on_missing=ecfg.on_missing,
-        on_resource_error=ecfg.get("on_resource_error", "fail"), think=bool(ecfg.get("strip_think", True)),
+        instructions,
+        responses,
+        on_missing=ecfg.on_missing,
+        on_resource_error=ecfg.get("on_resource_error", "fail"),
+        think=bool(ecfg.get("strip_think", True)),
     )
     counters = scored.counters()
     if scored.resource_errors or scored.checker_errors:
@@ -63,5 +71,9 @@ def ifbench(ecfg: DictConfig, get_generator: GetGenerator) -> BenchmarkResult:
     metrics["checker_errors"] = sum(scored.checker_errors.values())
     skipped.update(counters)
     return BenchmarkResult(
-        "ifbench", metrics, examples(instructions, scored, responses), kind_table(scored.report), dict(skipped)
+        "ifbench",
+        metrics,
+        examples(instructions, scored, responses),
+        kind_table(scored.report),
+        dict(skipped),
     )

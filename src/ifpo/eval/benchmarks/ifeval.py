@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from ifpo.constraints import (
     IFBENCH_KIND_IDS,
     IFEVAL_KIND_IDS,
-    DataFormatError,
+    ConstraintFormatError,
     Instruction,
     parse_ifeval_record,
 )
@@ -70,7 +70,7 @@ def load_instructions(
     known = KNOWN_IDS[benchmark]
     unknown = find_unknown_ids(rows, known)
     if unknown and on_unknown == "raise":
-        raise DataFormatError(
+        raise ConstraintFormatError(
             unknown_ids_message(unknown, source, benchmark),
             field="instruction_id_list",
             reason="unknown_kind",

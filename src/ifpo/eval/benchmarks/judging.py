@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ifpo.constraints import DataFormatError
+from ifpo.config.plain import to_plain
+from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.benchmarks.base import progress_store
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def judge_client(ecfg: DictConfig) -> Any:
     from ifpo.judge import JudgeClient, JudgeConfig
 
-    settings = OmegaConf.to_container(ecfg.judge, resolve=True)
+    settings = to_plain(ecfg.judge)
     config = JudgeConfig.from_mapping(settings, "eval.judge")  # unknown keys named, not a TypeError
     return JudgeClient(config, show_progress=bool(ecfg.generation.show_progress))
 
@@ -26,7 +27,7 @@ def judge_client(ecfg: DictConfig) -> Any:
 def judge_params(ecfg: DictConfig) -> dict[str, Any]:
     """Request fields beyond JudgeConfig's (e.g. TRACE's top_p 0.8), from ``eval.judge_params``."""
     params = ecfg.get("judge_params")
-    return dict(OmegaConf.to_container(params, resolve=True)) if params else {}  # type: ignore[arg-type]
+    return to_plain(params) if params else {}
 
 
 RELEASE_FILES = {
@@ -50,7 +51,7 @@ def saved_responses(ecfg: DictConfig, keys: list[str], load: Callable[[str], Map
     responses = load(str(ecfg.responses))
     missing = [k for k in keys if k not in responses]
     if missing and ecfg.on_missing != "skip":
-        raise DataFormatError(
+        raise ConstraintFormatError(
             f"no response for {len(missing)} item(s), e.g. key {missing[0]!r}; "
             "set eval.on_missing=skip to score the rest",
             source=str(ecfg.responses),

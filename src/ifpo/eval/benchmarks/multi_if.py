@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ifpo.constraints import DataFormatError
+from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.benchmarks.base import (
     GetGenerator,
     generate_saved,
@@ -64,7 +64,7 @@ def _check_multi_if_ids(path: Path, on_unknown: str, output_dir: str) -> tuple[P
     if not unknown:
         return path, Counter()
     if on_unknown != "skip":
-        raise DataFormatError(
+        raise ConstraintFormatError(
             unknown_ids_message(unknown, str(path), "Multi-IF"),
             field="turn_k_instruction_id_list",
             reason="unknown_kind",

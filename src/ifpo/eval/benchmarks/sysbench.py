@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ifpo.constraints import DataFormatError
+from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.benchmarks.base import (
     GetGenerator,
     generate_saved,
@@ -74,7 +74,7 @@ def sysbench_benchmark(ecfg: DictConfig, get_generator: GetGenerator) -> Benchma
     items = [i for i in items if str(i.id) in responses]
     for item in items:
         if len(responses[str(item.id)]) != len(item.user_turns):
-            raise DataFormatError(
+            raise ConstraintFormatError(
                 f"item {item.id!r}: {len(responses[str(item.id)])} responses "
                 f"for {len(item.user_turns)} user turns",
                 source=str(ecfg.responses or "generation"),

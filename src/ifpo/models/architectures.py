@@ -31,10 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ifpo.config.plain import to_plain
+
 #: Linear modules inside one decoder layer, as named in transformers' Llama/Qwen2 code.
 ATTENTION_LINEARS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LINEARS: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
 ALL_LINEAR: tuple[str, ...] = ATTENTION_LINEARS + MLP_LINEARS
+GIB = 2**30  # bytes per GiB, the unit of every memory figure
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ PRESETS: dict[str, ArchSpec] = {a.name: a for a in (LLAMA_3_1_8B, LLAMA_3_1_70B,
 
 #: transformers model_type -> (norms per layer, q/k/v always biased). Other families are refused:
 #: their layers differ (MoE, parallel blocks, ...) and the counts here would be wrong.
-FAMILIES: dict[str, tuple[int, bool]] = {"llama": (2, False), "mistral": (2, False), "qwen2": (2, True), "gemma2": (4, False)}
+FAMILIES: dict[str, tuple[int, bool]] = {"llama": (2, False), "mistral": (2, False), "qwen2": (2, True),
+"gemma2": (4, False)}
 
 
 def arch_from_hf_config(config: Mapping[str, Any], name: str) -> ArchSpec:
@@ -216,3 +220,27 @@ def get_arch(name: str) -> ArchSpec:
     if Path(name).exists():
         return arch_from_path(name)
     raise KeyError(f"unknown architecture {name!r}; presets: {sorted(PRESETS)}, or a path to a config.json")
+
+
+def arch_from_model_cfg(model_cfg: Any, required: bool = True) -> ArchSpec | None:
+    """model.arch (preset name or shape dict), else a local config.json; None if unknown and not required."""
+    arch = model_cfg.get("arch")
+    if isinstance(arch, str):
+        return get_arch(arch)
+    if arch:
+        fields = to_plain(arch)
+        return ArchSpec(**{"name": "model.arch", **fields})
+    for source in (model_cfg.get("config"), model_cfg.get("name_or_path")):
+        if not source:
+            continue
+        path = Path(str(source))
+        if (path / "config.json").is_file() or path.is_file():
+            return arch_from_path(path)
+    if required:
+        raise ValueError(
+            "plan=true needs the architecture without downloading: set model.arch to a preset "
+            "(llama-3.1-8b, llama-3.1-70b, qwen2-7b), a local config.json path, or "
+            "{hidden, layers, heads, kv_heads, mlp, vocab}, "
+            "or point model.config / model.name_or_path at a local folder with config.json"
+        )
+    return None

@@ -1,7 +1,7 @@
 """The Lightning strategy a `strategy` config names, and the checks that go with it.
 
 single -> Lightning's default; ddp -> DDPStrategy; zero3 / zero3_offload -> DeepSpeedStrategy
-with the config dict from :mod:`ifpo.scale.deepspeed_config`. Also: the fail-fast check that a
+with the config dict from :mod:`ifpo.training.deepspeed_config`. Also: the fail-fast check that a
 GPU experiment has GPUs, and the optimizer class ZeRO-Offload needs.
 """
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, Strategy
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ifpo.scale.deepspeed_config import deepspeed_config, offload_device, zero_stage
+from ifpo.config.plain import to_plain
+from ifpo.training.deepspeed_config import deepspeed_config, offload_device, zero_stage
 
 DEEPSPEED_STRATEGIES = ("zero3", "zero3_offload")
 
@@ -69,7 +70,7 @@ def require_cuda(cfg: DictConfig) -> None:
 
 def resolved_deepspeed_config(cfg: DictConfig) -> dict[str, Any]:
     """The DeepSpeed dict for this run, with "auto" sizes taken from the model's hidden size."""
-    from ifpo.scale.plan_cli import arch_from_model_cfg
+    from ifpo.models.architectures import arch_from_model_cfg
 
     arch = arch_from_model_cfg(cfg.model, required=False)
     return deepspeed_config(cfg.strategy.deepspeed, arch.hidden if arch else None)
@@ -82,7 +83,7 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
     if name == "single":
         return "auto"
     if name == "ddp":
-        kwargs = OmegaConf.to_container(strategy_cfg.ddp, resolve=True) if strategy_cfg.get("ddp") else {}
+        kwargs = to_plain(strategy_cfg.get("ddp"))
         return DDPStrategy(**kwargs)
     config = resolved_deepspeed_config(cfg)
     if zero_stage(config) != 3:
@@ -98,7 +99,7 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
         exclude = not lora or bool(cfg.model.get("name_or_path"))
     cls: type[DeepSpeedStrategy] = DeepSpeedStrategy
     if strategy_cfg.get("cpu_test"):
-        from ifpo.scale.cpu_deepspeed import CPUDeepSpeedStrategy
+        from ifpo.training.cpu_deepspeed import CPUDeepSpeedStrategy
 
         cls = CPUDeepSpeedStrategy
     return cls(config=config, exclude_frozen_parameters=bool(exclude))

@@ -7,11 +7,12 @@ the same rules transformers' Trainer uses, so one YAML suits 8B and 70B models.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from ifpo.config.plain import to_plain
 
 #: "auto" rules (elements), as in transformers' HfTrainerDeepSpeedConfig.
 AUTO_SIZES = {
@@ -21,19 +22,13 @@ AUTO_SIZES = {
 }
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-    return copy.deepcopy(node)
-
-
 def deepspeed_config(node: Mapping[str, Any] | DictConfig, hidden_size: int | None) -> dict[str, Any]:
     """A plain DeepSpeed config dict with "auto" sizes resolved from `hidden_size`.
 
     Top-level "auto" values (e.g. `bf16: auto`) are dropped so Lightning fills them from the
     trainer's precision; "auto" sizes with no known hidden size are an error naming the field.
     """
-    config: dict[str, Any] = _plain(node) or {}
+    config: dict[str, Any] = to_plain(node) or {}
     config = {k: v for k, v in config.items() if v != "auto"}
     zero = config.get("zero_optimization") or {}
     for key, rule in AUTO_SIZES.items():

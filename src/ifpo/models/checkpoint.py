@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ifpo.models.loading import build_causal_lm, load_tokenizer
-from ifpo.scale.lora import apply_lora
+from ifpo.models.lora import apply_lora
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _load_lora(model: PreTrainedModel, peft_cfg: dict[str, Any], state: dict[str
     if missing or result.unexpected_keys or not any("lora_" in k for k in state):
         raise CheckpointError(
             f"{checkpoint}: LoRA checkpoint does not fit the model + peft config (missing adapters "
-            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}); evaluate with the model the run trained"
+            f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}); evaluate with the model the run "
+            f"trained"
         )
     log.info("loaded %d LoRA tensors from %s onto the base model and merged them", len(state), checkpoint)
     return peft_model.merge_and_unload()
@@ -119,7 +120,8 @@ def load_policy(
             raise CheckpointError(
                 f"{checkpoint}: policy weights do not fit model config "
                 f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}); "
+                f"unexpected {result.unexpected_keys[:5]}"
+                f"{'...' if len(result.unexpected_keys) > 5 else ''}); "
                 "evaluate with the same model=... the run trained"
             )
         log.info("loaded %d policy tensors from %s", len(state), checkpoint)

@@ -1,15 +1,10 @@
-"""The reference model for ref.mode=copy, and the precomputed reference log-prob cache.
+"""The precomputed reference (ref.mode=precomputed): a log-prob cache on disk.
 
-copy: the reference is built as its own model (never a deepcopy/state_dict of a policy that
-ZeRO-3 may already have partitioned). Pretrained weights load from the same files; a
-randomly initialised policy is copied parameter by parameter, each gathered on its own under
-ZeRO-3, so no rank ever holds the whole model.
-
-precomputed: a pre-pass runs the reference once over the tokenised train/val sets and writes
-log-probs per (example, role) to `ref.cache_dir/<key>.pt`. The key hashes the tokenised data
-(ids, which already reflect tokenizer, chat template and length limits), the tokenisation
-settings and the reference weights' identity, so every later run and every sweep trial with
-the same data and reference reuses it, and the training step runs no reference forward.
+A pre-pass runs the reference once over the tokenised train/val sets and writes log-probs per
+(example, role) to `ref.cache_dir/<key>.pt`. The key hashes the tokenised data (ids, which
+already reflect tokenizer, chat template and length limits), the tokenisation settings and the
+reference weights' identity, so every later run and every sweep trial with the same data and
+reference reuses it, and the training step runs no reference forward.
 """
 
 from __future__ import annotations
@@ -18,56 +13,21 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ifpo.models.loading import build_causal_lm
+from ifpo.io.atomic import atomic_path
+from ifpo.models.forward import role_logps
+from ifpo.models.loading import freeze
+from ifpo.models.reference import build_reference_copy
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 REFERENCE_COLUMN = "reference_logp__{role}"
-
-
-# -- copy ------------------------------------------------------------------------------
-def _partitioned(model: torch.nn.Module) -> bool:
-    return any(hasattr(p, "ds_id") for p in model.parameters())
-
-
-def copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
-    """target <- source, one parameter at a time; under ZeRO-3 each pair is gathered on its own."""
-    src, dst = dict(source.named_parameters()), dict(target.named_parameters())
-    if src.keys() != dst.keys():
-        raise ValueError(f"reference and policy differ in parameters: {sorted(src.keys() ^ dst.keys())[:5]}")
-    if not (_partitioned(source) or _partitioned(target)):
-        target.load_state_dict(source.state_dict())
-        return
-    import deepspeed
-
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    with torch.no_grad():
-        for name, p in src.items():
-            with deepspeed.zero.GatheredParameters([p, dst[name]], modifier_rank=0):
-                if rank == 0:
-                    dst[name].data.copy_(p.data)
-
-
-def build_reference_copy(
-    policy: torch.nn.Module | None, model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any]
-) -> torch.nn.Module:
-    """The reference model for ref.mode=copy (not yet frozen)."""
-    if ref_cfg.get("name_or_path"):
-        return build_causal_lm(model_cfg, ref_cfg["name_or_path"])
-    reference = build_causal_lm(model_cfg)
-    if not model_cfg.get("name_or_path"):  # random init: start from exactly the policy's weights
-        if policy is None:
-            raise ValueError("a randomly initialised reference needs the policy to copy from")
-        copy_parameters(policy, reference)
-    return reference
 
 
 # -- precomputed: cache key ---------------------------------------------------------------
@@ -116,8 +76,6 @@ def reference_logps_for(
     model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int, chunk: int
 ) -> dict[str, torch.Tensor]:
     """{role: float32 [len(dataset)]} summed response log-probs, in dataset order."""
-    from ifpo.training.module import role_logps  # lazy: module imports this file
-
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(dataset), batch_size):
@@ -192,10 +150,8 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_s
             path,
         )
         cache = precompute(cfg, datamodule, module, sets)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(cache, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(cache, tmp)
     for name, dataset in sets.items():
         if dataset is None:
             continue
@@ -219,8 +175,6 @@ def precompute(
     Random init: the module's own policy is built now (configure_model is idempotent, so training
     starts from these very weights) and scored as is; pretrained: the reference loads on its own.
     """
-    from ifpo.models.loading import freeze
-
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     chunk = int(module.model_cfg.get("logprob_chunk_size", 1024))
     batch_size = int(cfg.ref.get("precompute_batch_size", 8))

@@ -1,0 +1,26 @@
+"""One way from a config node to plain Python: resolved, enums as strings, nothing shared.
+
+Models, heads, DeepSpeed and PEFT take plain dicts (they are saved in checkpoints, hashed into
+cache keys, mutated while filling "auto" sizes); Hydra hands out DictConfigs. Every conversion
+goes through :func:`to_plain`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+def to_plain(node: Any) -> Any:
+    """A resolved plain copy of `node`: DictConfig -> dict, ListConfig -> list (enums by name,
+    which equals their value in ifpo's schemas), a mapping -> a deep-copied dict, None -> {}."""
+    if node is None:
+        return {}
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    if isinstance(node, Mapping):
+        return copy.deepcopy(dict(node))
+    return copy.deepcopy(node)
