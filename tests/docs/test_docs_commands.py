@@ -54,6 +54,8 @@ LONG = {
     r"\bpytest\b|^make test": "the test suite itself",
     r"experiments\.mini_if\.run": "the study (21 min; its smoke run is tests/study/test_smoke.py)",
     r"experiments\.mini_if\.report": "reads the full study's run folders (outputs/mini_if)",
+    r"experiments\.smol_ifeval\.run": "the real-model study (~1.5 h; smoke: tests/study/test_smol_smoke.py)",
+    r"experiments\.smol_ifeval\.measure": "a sizing measurement (minutes; figures in the study README)",
     r"ifpo\.bench": "a benchmark: minutes by design (tests/perf checks the kernels)",
     r"ifpo\.scale\.gpu_check": "needs a GPU",
 }
@@ -163,10 +165,13 @@ def needs_from_config(copy: Path, cfg: DictConfig) -> str:
 
 def make_recipe(copy: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     """The lines `make` would run for this target, with this environment's interpreter."""
+    # Under `make test` (CI) this is a sub-make: drop the parent's make variables, or it prints
+    # "make[1]: Entering directory ..." lines among the recipe.
+    clean = {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     out = subprocess.run(
-        ["make", "-n", f"VENV={VENV}", "-o", f"{VENV}/.installed", *argv[1:]],
+        ["make", "-n", "--no-print-directory", f"VENV={VENV}", "-o", f"{VENV}/.installed", *argv[1:]],
         cwd=copy,
-        env=env,
+        env=clean,
         check=True,
         capture_output=True,
         text=True,

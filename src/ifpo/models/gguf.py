@@ -111,9 +111,12 @@ def ensure_converted(gguf_file: str, package: str | None, folder: str | os.PathL
         _convert_into(source, tmp)
         try:
             os.rename(tmp, folder)  # atomic; fails if another rank/run finished first
-        except OSError:
+        except OSError as err:
             if not is_converted(folder):
-                raise
+                raise GGUFSourceError(
+                    f"{folder} exists but is not a finished conversion of {gguf_file} (missing one of "
+                    f"{', '.join(DONE_FILES)}): remove it, or point model.name_or_path elsewhere"
+                ) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
