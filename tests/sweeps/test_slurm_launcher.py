@@ -101,6 +101,7 @@ def test_multirun_runs_as_one_job_array(slurm_cluster, tmp_path, shared_data_dir
 
 
 @pytest.mark.slurm
+@pytest.mark.slow  # `make test-all`; tests/slurm/test_train_requeue.py requeues 2 srun ranks by default
 def test_requeued_training_job_resumes_and_ends_at_the_planned_step(slurm_cluster, tmp_path, shared_data_dir):
     steps = 6
     process = _launch(
