@@ -3,6 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Test processes: the suite is mostly single-threaded subprocesses (train.py runs, SLURM ranks), so
+# two workers use both cores of a 2-core machine; each worker runs torch single-threaded (tests/conftest.py).
+TEST_WORKERS ?= 2
+# loadgroup: tests/conftest.py groups them (a module, or all SLURM tests) and orders the longest first.
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 # The same pin resolves to the CPU build on CPU-only machines set up like CI and to the
 # CUDA build elsewhere; an open range would pull a multi-GB CUDA wheel everywhere.
 TORCH_VERSION ?= 2.13.0
@@ -30,11 +35,11 @@ $(VENV)/.installed: pyproject.toml
 train: setup  ## the embedded CPU default: tiny Llama, RPO head, synthetic data (ARGS="..." for overrides)
 	$(PY) train.py $(ARGS)
 
-test: setup  ## the default test suite (no GPU, no slow tests)
-	$(PY) -m pytest $(ARGS)
+test: setup  ## the default test suite (no GPU, no slow tests), TEST_WORKERS processes (default 2)
+	$(PY) -m pytest $(XDIST) $(ARGS)
 
 test-all: setup  ## every CPU test, slow ones included
-	$(PY) -m pytest -m "not gpu" $(ARGS)
+	$(PY) -m pytest $(XDIST) -m "not gpu" $(ARGS)
 
 report: setup  ## compare a sweep's runs: HTML + PNG plots (+ a W&B Report when logged in): make report SWEEP=outputs/train/multiruns/<time>
 	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep folder>"; exit 2; }
