@@ -7,6 +7,8 @@ import csv
 import json
 import os
 
+import wandb
+
 from ifpo.config.wandb_env import prepare_wandb_env
 from ifpo.eval.runner import evaluate
 from tests.eval_harness.conftest import eval_config, write_jsonl
@@ -59,7 +61,11 @@ def test_wandb_offline_run_folder_has_the_summary(tmp_path, monkeypatch):
     (table,) = run.glob("files/media/table/ifeval/examples_*.table.json")
     rows = json.loads(table.read_text())
     assert len(rows["data"]) == 2 and "follow_instruction_list_strict" in rows["columns"]
-    # The run log (protobuf) carries the W&B summary keys and values.
+    # The run log (protobuf) carries the W&B summary keys and values. wandb-core writes it
+    # asynchronously after `finish()` returns; the process's exit waits for that through wandb's
+    # teardown, so the file is read as it is after exit (without it the read raced the writer
+    # whenever earlier tests in the process had left threads running).
+    wandb.teardown()
     log = next(run.glob("run-*.wandb")).read_bytes()
     assert b"ifeval/prompt_strict" in log and b"ifeval/kind/punctuation:no_comma/strict" in log
 
