@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ifpo.models.batch import Batch
+
 
 @dataclass
 class SequenceLogps:
@@ -52,7 +54,7 @@ class LossHead:
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         raise NotImplementedError
 
 
