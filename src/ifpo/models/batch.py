@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ and the package supports 3.10; annotations only
+    from typing_extensions import Self
 
 
 def _move(value: Any, device: torch.device | str, **kwargs: Any) -> Any:
