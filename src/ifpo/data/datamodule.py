@@ -88,12 +88,12 @@ class PreferenceDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records"
             )
-        self.collator: Collator = make_collator(cfg, head.roles, tokenizer.pad_token_id)
-        self.train_set: datasets.Dataset | None = None
-        self.val_set: datasets.Dataset | None = None
         self.skips: dict[str, SkipCounter] = {} if skips is None else skips
-        if splits is not None:
-            self.train_set, self.val_set, self.collator = splits.train, splits.val, splits.collator
+        self.train_set: datasets.Dataset | None = splits.train if splits else None
+        self.val_set: datasets.Dataset | None = splits.val if splits else None
+        self.collator: Collator = (
+            splits.collator if splits else make_collator(cfg, head.roles, tokenizer.pad_token_id)
+        )
 
     def _records(self, split: str) -> list[dict[str, Any]]:
         cfg, on_error = self.cfg, _value(self.cfg.on_error)

@@ -43,7 +43,8 @@ class LossHead:
     """Base class: a head names the record kind it trains on and the sequences it needs.
 
     `roles` lists the sequences the collator must build per example, in order; the
-    policy runs one concatenated forward over all of them.
+    policy runs one concatenated forward over all of them. The head is their one home: the
+    datamodule hands them to the collator once and every batch carries them (`Batch.roles`).
     """
 
     name: ClassVar[str] = ""
