@@ -7,6 +7,21 @@ import pytest
 import torch
 
 from ifpo.losses import SequenceLogps, get_loss_head, registered_losses
+from ifpo.models.batch import PaddedBatch
+
+QUAD = ("x1y1", "x2y2", "x1y2", "x2y1")
+
+
+def _batch(margin=None, roles=("chosen", "rejected"), n=5):
+    """A typed batch of n examples: heads read only `margin` (its token tensors are placeholders)."""
+    rows = len(roles) * n
+    return PaddedBatch(
+        input_ids=torch.zeros(rows, 1, dtype=torch.long),
+        attention_mask=torch.ones(rows, 1, dtype=torch.long),
+        labels=torch.full((rows, 1), -100, dtype=torch.long),
+        margin=torch.zeros(n, dtype=torch.float64) if margin is None else margin,
+        roles=tuple(roles),
+    )
 
 
 def _pair_logps(generator, n=5, dtype=torch.float64, requires_grad=False):
@@ -48,7 +63,7 @@ def test_registry_lists_all_heads():
 def test_dpo_sigmoid_matches_hand_computation(gen):
     logps = _pair_logps(gen)
     beta, eps = 0.3, 0.1
-    out = get_loss_head("dpo", beta=beta, label_smoothing=eps)(logps, {})
+    out = get_loss_head("dpo", beta=beta, label_smoothing=eps)(logps, _batch())
     expected = []
     for i in range(5):
         delta = (logps.policy["chosen"][i] - logps.reference["chosen"][i]) - (
@@ -64,8 +79,8 @@ def test_dpo_sigmoid_matches_hand_computation(gen):
 def test_dpo_ipo_and_hinge_variants(gen):
     logps = _pair_logps(gen)
     beta = 0.2
-    ipo = get_loss_head("dpo", beta=beta, variant="ipo")(logps, {}).loss.item()
-    hinge = get_loss_head("dpo", beta=beta, variant="hinge")(logps, {}).loss.item()
+    ipo = get_loss_head("dpo", beta=beta, variant="ipo")(logps, _batch()).loss.item()
+    hinge = get_loss_head("dpo", beta=beta, variant="hinge")(logps, _batch()).loss.item()
     ipo_expected, hinge_expected = 0.0, 0.0
     for i in range(5):
         rc = float(logps.policy["chosen"][i] - logps.reference["chosen"][i])
@@ -79,8 +94,8 @@ def test_dpo_ipo_and_hinge_variants(gen):
 
 def test_dpo_sft_term_adds_per_token_nll(gen):
     logps = _pair_logps(gen)
-    base = get_loss_head("dpo", beta=0.1)(logps, {}).loss.item()
-    with_sft = get_loss_head("dpo", beta=0.1, sft_weight=0.5)(logps, {}).loss.item()
+    base = get_loss_head("dpo", beta=0.1)(logps, _batch()).loss.item()
+    with_sft = get_loss_head("dpo", beta=0.1, sft_weight=0.5)(logps, _batch()).loss.item()
     nll = sum(-float(logps.policy["chosen"][i]) / int(logps.tokens["chosen"][i]) for i in range(5)) / 5
     assert with_sft == pytest.approx(base + 0.5 * nll, rel=1e-12)
 
@@ -90,9 +105,7 @@ def test_rpo_matches_hand_computation(gen, margin_in_beta):
     logps = _pair_logps(gen)
     margin = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0], dtype=torch.float64)
     beta, gamma = 0.1, 0.05
-    out = get_loss_head("rpo", beta=beta, gamma=gamma, margin_in_beta=margin_in_beta)(
-        logps, {"margin": margin}
-    )
+    out = get_loss_head("rpo", beta=beta, gamma=gamma, margin_in_beta=margin_in_beta)(logps, _batch(margin))
     expected = 0.0
     for i in range(5):
         delta = float(logps.reward("chosen")[i] - logps.reward("rejected")[i])
@@ -104,7 +117,7 @@ def test_rpo_matches_hand_computation(gen, margin_in_beta):
 
 def test_rpo_with_zero_gamma_equals_dpo(gen):
     logps = _pair_logps(gen)
-    batch = {"margin": torch.tensor([1.0, 4.0, 2.0, 3.0, 7.0], dtype=torch.float64)}
+    batch = _batch(torch.tensor([1.0, 4.0, 2.0, 3.0, 7.0], dtype=torch.float64))
     rpo = get_loss_head("rpo", beta=0.1, gamma=0.0)(logps, batch).loss
     dpo = get_loss_head("dpo", beta=0.1)(logps, batch).loss
     assert torch.equal(rpo, dpo)
@@ -114,7 +127,7 @@ def test_larger_margin_gives_larger_rpo_loss(gen):
     logps = _pair_logps(gen)
     head = get_loss_head("rpo", beta=0.1, gamma=0.05)
     losses = [
-        head(logps, {"margin": torch.full((5,), float(g), dtype=torch.float64)}).loss.item() for g in range(6)
+        head(logps, _batch(torch.full((5,), float(g), dtype=torch.float64))).loss.item() for g in range(6)
     ]
     assert all(a < b for a, b in itertools.pairwise(losses))
 
@@ -122,7 +135,7 @@ def test_larger_margin_gives_larger_rpo_loss(gen):
 def test_iopo_matches_both_forms_of_the_formula(gen):
     logps = _quad_logps(gen)
     beta = 0.25
-    out = get_loss_head("iopo", beta=beta)(logps, {})
+    out = get_loss_head("iopo", beta=beta)(logps, _batch(roles=QUAD))
     expected_long, expected_short = 0.0, 0.0
     for i in range(5):
         r = {k: float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
@@ -145,20 +158,22 @@ def test_iopo_invariant_to_swapping_the_two_halves(gen):
         reference={swap[k]: v for k, v in logps.reference.items()},
     )
     head = get_loss_head("iopo", beta=0.1)
-    assert head(logps, {}).loss.item() == pytest.approx(head(swapped, {}).loss.item(), rel=1e-14)
+    batch = _batch(roles=QUAD)
+    assert head(logps, batch).loss.item() == pytest.approx(head(swapped, batch).loss.item(), rel=1e-14)
 
 
 @pytest.mark.parametrize("name,kwargs", [("dpo", {}), ("rpo", {"gamma": 0.0}), ("iopo", {})])
 def test_policy_equal_to_reference_gives_ln2(gen, name, kwargs):
     logps = _quad_logps(gen) if name == "iopo" else _pair_logps(gen)
     same = SequenceLogps(policy=logps.policy, tokens=logps.tokens, reference=dict(logps.policy))
-    out = get_loss_head(name, beta=0.1, **kwargs)(same, {"margin": torch.ones(5, dtype=torch.float64)})
+    out = get_loss_head(name, beta=0.1, **kwargs)(same, _batch(torch.ones(5, dtype=torch.float64)))
     assert out.loss.item() == pytest.approx(math.log(2), abs=1e-15)
 
 
 def test_sft_is_token_weighted_nll(gen):
     logps = _pair_logps(gen)
-    out = get_loss_head("sft")(SequenceLogps(policy=logps.policy, tokens=logps.tokens), {})
+    sft_logps = SequenceLogps(policy=logps.policy, tokens=logps.tokens)
+    out = get_loss_head("sft")(sft_logps, _batch(roles=("chosen",)))
     expected = -float(logps.policy["chosen"].sum()) / int(logps.tokens["chosen"].sum())
     assert out.loss.item() == pytest.approx(expected, rel=1e-12)
 
@@ -178,7 +193,7 @@ def test_gradients_in_float64(gen, name):
             tokens=tokens,
             reference=None if name == "sft" else reference,
         )
-        return head(logps, {"margin": margin}).loss
+        return head(logps, _batch(margin, roles, n=3)).loss
 
     assert torch.autograd.gradcheck(fn, inputs)
 
@@ -199,7 +214,7 @@ def test_pair_metrics_have_trls_meaning(gen, name, kwargs):
     mean(chosen_rewards > rejected_rewards), logps/chosen = mean(pi_c); every loss type."""
     logps = _pair_logps(gen)
     beta = 0.3
-    out = get_loss_head(name, beta=beta, **kwargs)(logps, {"margin": torch.ones(5)})
+    out = get_loss_head(name, beta=beta, **kwargs)(logps, _batch(torch.ones(5)))
     chosen = [beta * float(logps.policy["chosen"][i] - logps.reference["chosen"][i]) for i in range(5)]
     rejected = [beta * float(logps.policy["rejected"][i] - logps.reference["rejected"][i]) for i in range(5)]
     trl = {
@@ -223,7 +238,7 @@ def test_pair_metrics_have_trls_meaning(gen, name, kwargs):
 def test_iopo_metrics_are_beta_scaled_per_side(gen):
     logps = _quad_logps(gen)
     beta = 0.25
-    out = get_loss_head("iopo", beta=beta)(logps, {})
+    out = get_loss_head("iopo", beta=beta)(logps, _batch(roles=QUAD))
     for i in range(5):
         r = {k: beta * float(logps.policy[k][i] - logps.reference[k][i]) for k in logps.policy}
         chosen, rejected = (r["x1y1"] + r["x2y2"]) / 2, (r["x1y2"] + r["x2y1"]) / 2

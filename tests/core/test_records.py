@@ -128,9 +128,9 @@ def test_tokenised_prompt_is_masked_and_response_kept_whole(tokenizer):
     assert text.startswith("<|user|>\nWrite about tea.") and "tea gives calm joy.<|end|>" in text
     batch = PreferenceCollator(("chosen", "rejected"), tokenizer.pad_token_id)([out])
     n_prompt, n_chosen = len(out["prompt_ids"]), len(out["chosen_ids"])
-    assert (batch["labels"][0, :n_prompt] == IGNORE_INDEX).all()
-    assert batch["labels"][0, n_prompt : n_prompt + n_chosen].tolist() == out["chosen_ids"]
-    assert batch["input_ids"].shape[0] == 2 and batch["input_ids"].shape[1] % 8 == 0
+    assert (batch.labels[0, :n_prompt] == IGNORE_INDEX).all()
+    assert batch.labels[0, n_prompt : n_prompt + n_chosen].tolist() == out["chosen_ids"]
+    assert batch.input_ids.shape[0] == 2 and batch.input_ids.shape[1] % 8 == 0
 
 
 def test_long_prompts_are_never_cut_and_long_responses_dropped(tokenizer):

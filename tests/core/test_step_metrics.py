@@ -37,7 +37,7 @@ def test_metrics_cover_all_micro_batches_and_lr_is_one_series(tmp_path, shared_d
     def recording_head(self, logps, batch):
         out = head_call(self, logps, batch)
         if torch.is_grad_enabled():  # training, not validation
-            micro.append({"loss": out.loss.detach().reshape(1).repeat(batch["batch_size"]), **out.metrics})
+            micro.append({"loss": out.loss.detach().reshape(1).repeat(batch.batch_size), **out.metrics})
         return out
 
     monkeypatch.setattr(type(module.head), "__call__", recording_head)

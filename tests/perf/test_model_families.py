@@ -30,6 +30,7 @@ from transformers import (
 
 from ifpo.data.collate import PreferenceCollator
 from ifpo.data.packed_collate import PackedPreferenceCollator
+from ifpo.models.batch import Batch
 from ifpo.models.forward import role_logps
 from ifpo.models.logprobs import IDENTITY, logit_transform, naive_token_logprobs
 
@@ -108,7 +109,7 @@ def naive_logps(model: torch.nn.Module, exs: list[dict]) -> torch.Tensor:
     return torch.stack(sums)
 
 
-def layouts(exs: list[dict]) -> dict[str, dict]:
+def layouts(exs: list[dict]) -> dict[str, Batch]:
     return {"padded": PreferenceCollator(ROLES, pad_token_id=2)(exs),
             "prefix_sharing": PackedPreferenceCollator(ROLES, prefix_sharing=True)(exs),
             "packing_only": PackedPreferenceCollator(ROLES, prefix_sharing=False)(exs)}

@@ -21,35 +21,35 @@ def test_prefix_shared_pair_layout():
     batch = PackedPreferenceCollator(("chosen", "rejected"), prefix_sharing=True)(
         [pair([10, 11, 12], [20, 21], [30, 31, 32]), pair([40], [50], [60])]
     )
-    assert batch["input_ids"].tolist() == [[10, 11, 12, 20, 21, 30, 31, 32, 40, 50, 60]]
+    assert batch.input_ids.tolist() == [[10, 11, 12, 20, 21, 30, 31, 32, 40, 50, 60]]
     # Both responses continue from the prompt's end; the next example restarts at 0.
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 0, 1, 1]]
-    assert batch["seg_branch"][0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # [prompt, chosen, rejected]
-    mask = branch_mask(batch["seg_branch"])[0, 0]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4, 3, 4, 5, 0, 1, 1]]
+    assert batch.seg_branch[0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # [prompt, chosen, rejected]
+    mask = branch_mask(batch.seg_branch)[0, 0]
     assert mask[5, :3].all() and not mask[5, 3:5].any()  # rejected sees the prompt, not chosen
     assert mask[3, :4].all() and not mask[3, 4:].any()  # chosen is causal over prompt + itself
     # Rejected's first token is predicted by the prompt's last token (row position 2).
-    rows = batch["logp_sequence"].tolist()
+    rows = batch.logp_sequence.tolist()
     first_rejected = rows.index(2)  # sequence ids are role-major: rejected of example 0 is 1 * B + 0
-    assert batch["logp_index"][first_rejected] == 2 and batch["logp_target"][first_rejected] == 30
-    assert batch["token_counts"].tolist() == [2, 1, 3, 1]
-    assert batch["attention_mask"].sum() == 11  # no pads: tokens/s counts real tokens
+    assert batch.logp_index[first_rejected] == 2 and batch.logp_target[first_rejected] == 30
+    assert batch.token_counts.tolist() == [2, 1, 3, 1]
+    assert batch.attention_mask.sum() == 11  # no pads: tokens/s counts real tokens
 
 
 def test_iopo_segments_share_each_prompt():
     quad = {"x1_ids": [1, 2], "x2_ids": [3, 4, 5], "y1_ids": [6], "y2_ids": [7, 8], "margin": 1.0}
     batch = PackedPreferenceCollator(("x1y1", "x2y2", "x1y2", "x2y1"), prefix_sharing=True)([quad])
-    assert batch["input_ids"].tolist() == [[1, 2, 6, 7, 8, 3, 4, 5, 7, 8, 6]]  # [x1, y1, y2] [x2, y2, y1]
-    assert batch["seg_index"].shape[0] == 2
+    assert batch.input_ids.tolist() == [[1, 2, 6, 7, 8, 3, 4, 5, 7, 8, 6]]  # [x1, y1, y2] [x2, y2, y1]
+    assert batch.seg_index.shape[0] == 2
 
 
 def test_counts_match_padded_layout_and_switches_select_collator():
     examples = [pair([5, 6, 7], [8, 9], [10]), pair([11, 12], [13, 14, 15], [16, 17])]
     padded = PreferenceCollator(("chosen", "rejected"), pad_token_id=0)(examples)
-    expected = (padded["labels"][:, 1:] != -100).sum(-1)
+    expected = (padded.labels[:, 1:] != -100).sum(-1)
     for sharing in (True, False):
         assert torch.equal(
-            PackedPreferenceCollator(("chosen", "rejected"), sharing)(examples)["token_counts"], expected
+            PackedPreferenceCollator(("chosen", "rejected"), sharing)(examples).token_counts, expected
         )
     roles = ("chosen", "rejected")
     assert isinstance(make_collator({"packing": False, "prefix_sharing": True}, roles, 0), PreferenceCollator)

@@ -103,7 +103,7 @@ def test_packed_logps_and_loss_match_padded(loss, with_reference, prefix_sharing
         with torch.no_grad():
             precomputed = module.compute_logps(padded).reference
         module.reference = None
-        padded["reference_logps"] = packed["reference_logps"] = precomputed
+        padded, packed = padded.with_reference(precomputed), packed.with_reference(precomputed)
     expected, got = module.compute_logps(padded), module.compute_logps(packed)
     assert max(v.abs().max().item() for v in expected.policy.values()) < 64
     for role in module.head.roles:
@@ -148,8 +148,8 @@ def test_unpacked_calls_are_unchanged_after_install():
     module = make_module("dpo")
     padded, packed = batches("dpo", True)
     model = copy.deepcopy(module.policy)
-    before = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+    before = model(input_ids=padded.input_ids, attention_mask=padded.attention_mask).logits
     module.compute_logps(packed)  # installs segment attention on the policy
     assert module.policy.config._attn_implementation == "ifpo_segments_sdpa"
-    after = module.policy(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+    after = module.policy(input_ids=padded.input_ids, attention_mask=padded.attention_mask).logits
     assert torch.allclose(before, after, atol=1e-6)

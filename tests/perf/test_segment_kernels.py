@@ -108,8 +108,8 @@ def test_flex_really_runs_and_does_not_recompile_per_batch(modules, monkeypatch)
         module.compute_logps(batches("dpo", True)[1])  # compiles (or reuses) this bucket
         graphs = counters["stats"]["unique_graphs"]
         packed = batches("dpo", True, longest_response=5)[1]  # another layout, same bucket
-        assert sk.bucket_length(packed["input_ids"].shape[1]) == sk.bucket_length(
-            batches("dpo", True)[1]["input_ids"].shape[1]
+        assert sk.bucket_length(packed.input_ids.shape[1]) == sk.bucket_length(
+            batches("dpo", True)[1].input_ids.shape[1]
         )
         module.compute_logps(packed)
     assert calls  # the flex kernel served these no-grad calls
@@ -174,7 +174,7 @@ def test_flex_gradients_match_padded_on_cuda(family):
     weights = torch.linspace(-1.0, 1.0, 2 * len(exs), device="cuda")
     grads = {}
     for name, batch in layouts(exs).items():
-        batch = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch = batch.to("cuda")
         model.zero_grad()
         (flat(role_logps(model, batch, chunk_size=5, segment_attention="flex")[0]) * weights).sum().backward()
         grads[name] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -189,10 +189,7 @@ def test_flex_gradients_match_padded_on_cuda(family):
 def test_flash_varlen_matches_padded():
     model = build("mistral").cuda().to(torch.bfloat16)
     exs = examples()
-    batches_ = {
-        k: {n: v.cuda() if isinstance(v, torch.Tensor) else v for n, v in b.items()}
-        for k, b in layouts(exs).items()
-    }
+    batches_ = {k: b.to("cuda") for k, b in layouts(exs).items()}
     calls = []
     real = sk.flash_varlen
     sk.flash_varlen = lambda *a, **k: calls.append(1) or real(*a, **k)

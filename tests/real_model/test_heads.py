@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from ifpo.models.batch import PackedBatch
 from ifpo.training.pipeline import build
 from tests.hydra_helpers import compose_config
 
@@ -51,7 +52,7 @@ def test_head_trains_the_real_model(tmp_path, smollm2_cfg, record_files, head, p
     module.configure_model()
     module.train()
     batch = next(iter(datamodule.train_dataloader()))
-    assert batch["batch_size"] == 2 and bool(batch.get("packed")) == packing
+    assert batch.batch_size == 2 and isinstance(batch, PackedBatch) == packing
     trainable = [p for p in module.policy.parameters() if p.requires_grad]
     total = sum(p.numel() for p in module.policy.parameters())
     assert (sum(p.numel() for p in trainable) < total / 10) == lora

@@ -49,7 +49,7 @@ def measure_kernel(
         "kernel": kernel,
         "first_s": times[0],
         "step_s": statistics.median(times[1:]),
-        "tokens": int(batch["input_ids"].shape[1]),
+        "tokens": int(batch.input_ids.shape[1]),
         "threads": torch.get_num_threads(),
     }
 

@@ -118,10 +118,6 @@ def _module(shape: dict[str, int], dtype: str, device: torch.device, folder: str
     return module.to(device)
 
 
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -143,6 +139,7 @@ def measure_rows(
     from ifpo.data.collate import PreferenceCollator
     from ifpo.data.packed_collate import PackedPreferenceCollator
     from ifpo.models import segment_kernels
+    from ifpo.models.batch import Batch, PaddedBatch
 
     tokens = sum(2 * len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in examples)
     params = sum(p.numel() for p in module.policy.parameters())
@@ -157,14 +154,15 @@ def measure_rows(
         module.model_cfg["segment_attention"] = "auto" if kernel == "flash_varlen" else kernel
         roles = ("chosen", "rejected")
         collate = PackedPreferenceCollator(roles, bool(sharing)) if packing else PreferenceCollator(roles, 2)
-        batch = _to(collate(examples), device)
+        batch = collate(examples).to(device)
 
-        def step(batch: dict[str, Any] = batch, packing: bool | None = packing) -> None:
+        def step(batch: Batch = batch, packing: bool | None = packing) -> None:
             if packing is None:  # the floor: full logits, no trainer, no optimizer
-                ids, mask = batch["input_ids"], batch["attention_mask"]
+                assert isinstance(batch, PaddedBatch)  # the floor is collated padded (packing falsy)
+                ids, mask = batch.input_ids, batch.attention_mask
                 logits = module.policy(input_ids=ids, attention_mask=mask).logits
                 torch.nn.functional.cross_entropy(
-                    logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten()
+                    logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten()
                 ).backward()
                 with torch.no_grad():
                     module.reference(input_ids=ids, attention_mask=mask).logits.sum()

@@ -223,13 +223,13 @@ def run_floor(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) 
     stamps = []
     for start in range(0, len(examples), batch):
         padded = collator(examples[start : start + batch])
-        logits = policy(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+        logits = policy(input_ids=padded.input_ids, attention_mask=padded.attention_mask).logits
         loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1), padded["labels"][:, 1:].flatten()
+            logits[:, :-1].flatten(0, 1), padded.labels[:, 1:].flatten()
         )
         loss.backward()
         with torch.no_grad():
-            reference(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits.sum()
+            reference(input_ids=padded.input_ids, attention_mask=padded.attention_mask).logits.sum()
         del logits, loss
         stamps.append(time.perf_counter())
     return stamps

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import datasets
@@ -16,6 +18,7 @@ from ifpo.data.sampler import ResumableDataLoader, ResumableSampler, global_seed
 from ifpo.data.sources import ensure_synthetic_files, load_file_records, load_hub_records
 from ifpo.data.tokenize import TokenizeSettings, tokenize_record
 from ifpo.io.errors import SkipCounter
+from ifpo.models.batch import Batch
 
 log = logging.getLogger(__name__)
 LOGGED_DROPS = 20  # dropped examples named one by one in the log; the rest are only counted
@@ -30,6 +33,23 @@ class DataSpec(Protocol):
     name: str
     record_kind: str
     roles: tuple[str, ...]
+
+
+#: Tokenised examples -> one typed batch (PreferenceCollator, PackedPreferenceCollator or a wrapper).
+Collator = Callable[[list[dict[str, Any]]], Batch]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What the dataloaders serve: the tokenised sets and the collator that batches them."""
+
+    train: datasets.Dataset
+    val: datasets.Dataset | None
+    collator: Collator
+
+
+#: Splits -> new Splits (never changing its argument), e.g. ifpo.data.reference_columns.ReferenceColumns.
+SplitsTransform = Callable[[Splits], Splits]
 
 
 def _value(x: Any) -> Any:
@@ -47,7 +67,20 @@ def make_collator(
 
 
 class PreferenceDataModule(pl.LightningDataModule):
-    def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: DataSpec) -> None:
+    """The sets and collator one run trains on; the loss head's roles reach the collator here, once.
+
+    `splits` (with the `skips` that produced them) builds a datamodule over sets already prepared,
+    which `with_transform` uses to return a new datamodule rather than patch this one.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        head: DataSpec,
+        splits: Splits | None = None,
+        skips: dict[str, SkipCounter] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
         self.kind = _value(cfg.kind) or head.record_kind
@@ -55,10 +88,12 @@ class PreferenceDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records"
             )
-        self.collator = make_collator(cfg, head.roles, tokenizer.pad_token_id)
-        self.train_set: datasets.Dataset | None = None
-        self.val_set: datasets.Dataset | None = None
-        self.skips: dict[str, SkipCounter] = {}
+        self.skips: dict[str, SkipCounter] = {} if skips is None else skips
+        self.train_set: datasets.Dataset | None = splits.train if splits else None
+        self.val_set: datasets.Dataset | None = splits.val if splits else None
+        self.collator: Collator = (
+            splits.collator if splits else make_collator(cfg, head.roles, tokenizer.pad_token_id)
+        )
 
     def _records(self, split: str) -> list[dict[str, Any]]:
         cfg, on_error = self.cfg, _value(self.cfg.on_error)
@@ -124,6 +159,22 @@ class PreferenceDataModule(pl.LightningDataModule):
         )
         if len(self.train_set) == 0:
             raise ValueError(f"every training example was dropped: {self.skips['train'].summary()}")
+
+    def splits(self) -> Splits:
+        """The prepared sets and collator (reading and tokenising them on first use)."""
+        self.setup("fit")
+        assert self.train_set is not None  # setup raises rather than leave no training set
+        return Splits(self.train_set, self.val_set, self.collator)
+
+    def with_transform(self, transform: SplitsTransform) -> PreferenceDataModule:
+        """A new datamodule over transform(self.splits()); this one is left as it is.
+
+        How the precomputed reference joins the data (ifpo.data.reference_columns): the transform
+        returns new datasets and a new collator, nothing sets another object's attributes.
+        """
+        return PreferenceDataModule(
+            self.cfg, self.tokenizer, self.head, splits=transform(self.splits()), skips=self.skips
+        )
 
     def _validation_disabled(self) -> bool:
         trainer = self.trainer

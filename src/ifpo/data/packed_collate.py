@@ -10,7 +10,8 @@ Instead of shifted labels the batch names, for every response token, the row pos
 hidden state predicts it (`logp_index`; for a response's first token that is the prompt's last
 token, which is not adjacent for the second response of a segment), its id (`logp_target`)
 and its sequence (`logp_sequence`, role-major: role r of example i is r * B + i, the same
-order as the padded collator, so heads slice roles identically).
+order as the padded collator, so heads slice roles identically). The result is a typed
+ifpo.models.batch.PackedBatch carrying the loss head's roles.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from typing import Any
 import torch
 
 from ifpo.data.tokenize import ROLE_FIELDS
+from ifpo.models.batch import PackedBatch
 
 
 class PackedPreferenceCollator:
+    """Tokenised examples -> PackedBatch; `roles` are the loss head's, given once here."""
+
     def __init__(
         self, roles: Sequence[str], prefix_sharing: bool = True, pad_to_multiple_of: int = 8
     ) -> None:
@@ -52,7 +56,7 @@ class PackedPreferenceCollator:
                     segments.extend((prompt, [c]) for c in continuations)
         return segments
 
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, examples: list[dict[str, Any]]) -> PackedBatch:
         segments = self._segments(examples)
         ids: list[int] = []
         positions: list[int] = []
@@ -97,22 +101,20 @@ class PackedPreferenceCollator:
             token_segment[start : start + length] = s
             token_offset[start : start + length] = torch.arange(length)
             start += length
-        return {
-            "input_ids": torch.tensor([ids], dtype=torch.long),
-            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-            "position_ids": torch.tensor([positions], dtype=torch.long),
-            "seg_index": seg_index,
+        return PackedBatch(
+            input_ids=torch.tensor([ids], dtype=torch.long),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            position_ids=torch.tensor([positions], dtype=torch.long),
+            seg_index=seg_index,
             # Branch ids, not a dense mask: each attention kernel builds the mask it needs
             # (ifpo.models.packing.SegmentLayout), so no [segments, L, L] tensor is collated.
-            "seg_branch": branch_ids,
-            "token_segment": token_segment,
-            "token_offset": token_offset,
-            "logp_index": torch.tensor(logp_index, dtype=torch.long),
-            "logp_target": torch.tensor(logp_target, dtype=torch.long),
-            "logp_sequence": torch.tensor(logp_sequence, dtype=torch.long),
-            "token_counts": torch.tensor(counts, dtype=torch.long),
-            "margin": torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float32),
-            "roles": self.roles,
-            "batch_size": len(examples),
-            "packed": True,
-        }
+            seg_branch=branch_ids,
+            token_segment=token_segment,
+            token_offset=token_offset,
+            logp_index=torch.tensor(logp_index, dtype=torch.long),
+            logp_target=torch.tensor(logp_target, dtype=torch.long),
+            logp_sequence=torch.tensor(logp_sequence, dtype=torch.long),
+            token_counts=torch.tensor(counts, dtype=torch.long),
+            margin=torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float32),
+            roles=self.roles,
+        )

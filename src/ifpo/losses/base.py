@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ifpo.models.batch import Batch
+
 
 @dataclass
 class SequenceLogps:
@@ -41,7 +43,8 @@ class LossHead:
     """Base class: a head names the record kind it trains on and the sequences it needs.
 
     `roles` lists the sequences the collator must build per example, in order; the
-    policy runs one concatenated forward over all of them.
+    policy runs one concatenated forward over all of them. The head is their one home: the
+    datamodule hands them to the collator once and every batch carries them (`Batch.roles`).
     """
 
     name: ClassVar[str] = ""
@@ -52,7 +55,7 @@ class LossHead:
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         raise NotImplementedError
 
 

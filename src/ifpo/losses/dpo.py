@@ -8,6 +8,7 @@ import torch
 
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.losses.functional import hinge_preference_loss, ipo_loss, per_token_nll, sigmoid_preference_loss
+from ifpo.models.batch import Batch
 
 VARIANTS = ("sigmoid", "ipo", "hinge")
 
@@ -56,11 +57,11 @@ class DPOLoss(LossHead):
             sft_weight,
         )
 
-    def preference_logits(self, logps: SequenceLogps, batch: dict[str, Any]) -> torch.Tensor:
+    def preference_logits(self, logps: SequenceLogps, batch: Batch) -> torch.Tensor:
         """The argument of log sigma; RPO overrides this to subtract its margin."""
         return self.beta * (logps.reward("chosen") - logps.reward("rejected"))
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         delta = logps.reward("chosen") - logps.reward("rejected")
         if self.variant == "sigmoid":
             per_example = sigmoid_preference_loss(self.preference_logits(logps, batch), self.label_smoothing)

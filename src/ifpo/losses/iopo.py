@@ -15,6 +15,7 @@ import torch
 
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.losses.functional import per_token_nll, sigmoid_preference_loss
+from ifpo.models.batch import Batch
 
 
 @register_loss("iopo")
@@ -58,7 +59,7 @@ class IOPOLoss(LossHead):
         }
         return {name: value.detach() for name, value in values.items()}
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         r11, r22, r12, r21 = (logps.reward(role) for role in self.roles)
         logits = self.beta / 2 * ((2 * r11 - r12 - r21) + (2 * r22 - r21 - r12))
         per_example = sigmoid_preference_loss(logits, self.label_smoothing)

@@ -15,6 +15,7 @@ import torch
 
 from ifpo.losses.base import LossOutput, SequenceLogps, register_loss
 from ifpo.losses.dpo import DPOLoss
+from ifpo.models.batch import Batch
 
 
 @register_loss("rpo")
@@ -27,14 +28,14 @@ class RPOLoss(DPOLoss):
             )
         self.gamma, self.margin_in_beta = gamma, margin_in_beta
 
-    def preference_logits(self, logps: SequenceLogps, batch: dict[str, Any]) -> torch.Tensor:
+    def preference_logits(self, logps: SequenceLogps, batch: Batch) -> torch.Tensor:
         delta = logps.reward("chosen") - logps.reward("rejected")
-        margin = batch["margin"].to(delta.dtype)
+        margin = batch.margin.to(delta.dtype)
         if self.margin_in_beta:
             return self.beta * (delta - self.gamma * margin)
         return self.beta * delta - self.gamma * margin
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         out = super().__call__(logps, batch)
-        out.metrics["rewards/target_margin"] = batch["margin"].to(out.loss.dtype).detach()
+        out.metrics["rewards/target_margin"] = batch.margin.to(out.loss.dtype).detach()
         return out

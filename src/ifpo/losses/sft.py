@@ -5,9 +5,8 @@ Trains on the `chosen` side of pair records; no reference model is loaded.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
+from ifpo.models.batch import Batch
 
 
 @register_loss("sft")
@@ -16,7 +15,7 @@ class SFTLoss(LossHead):
     roles = ("chosen",)
     needs_reference = False
 
-    def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
+    def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         # Token-weighted mean over the batch (the usual causal-LM objective), so long
         # responses are not down-weighted relative to short ones.
         total_tokens = logps.tokens["chosen"].sum().clamp(min=1).to(logps.policy["chosen"].dtype)

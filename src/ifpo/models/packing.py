@@ -37,6 +37,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
+from ifpo.models.batch import PackedBatch
 from ifpo.models.logprobs import IDENTITY, LogitTransform, chunked_token_logprobs
 from ifpo.models.segment_kernels import CHOICES, segment_attention
 
@@ -71,11 +72,10 @@ class SegmentLayout:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_batch(cls, batch: dict[str, Any], requested: str = "auto") -> SegmentLayout:
-        index = batch["seg_index"]
-        branch = batch["seg_branch"]
-        position = batch["position_ids"][0][index].masked_fill(branch < 0, 0)
-        return cls(index, branch, position, batch["token_segment"], batch["token_offset"], requested)
+    def from_batch(cls, batch: PackedBatch, requested: str = "auto") -> SegmentLayout:
+        index, branch = batch.seg_index, batch.seg_branch
+        position = batch.position_ids[0][index].masked_fill(branch < 0, 0)
+        return cls(index, branch, position, batch.token_segment, batch.token_offset, requested)
 
     def cached(self, key: Any, build: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -198,7 +198,7 @@ def install_segment_attention(model: torch.nn.Module) -> None:
 
 
 def packed_hidden_states(
-    decoder: torch.nn.Module, batch: dict[str, Any], segment_attention: str = "auto"
+    decoder: torch.nn.Module, batch: PackedBatch, segment_attention: str = "auto"
 ) -> torch.Tensor:
     """The decoder's last hidden state [1, T, H] for a packed batch (see ifpo.data.packed_collate)."""
     if segment_attention not in CHOICES:
@@ -207,11 +207,11 @@ def packed_hidden_states(
     token = _PACKED.set(True)
     try:
         return decoder(
-            input_ids=batch["input_ids"],
+            input_ids=batch.input_ids,
             # All ones: no padding exists, and an explicit 2D mask keeps transformers from building a
             # packed-sequence mask out of the restarting position ids (the mask builder returns None).
-            attention_mask=batch["attention_mask"],
-            position_ids=batch["position_ids"],
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
             use_cache=False,
             ifpo_layout=SegmentLayout.from_batch(batch, segment_attention),
         )[0]
@@ -222,7 +222,7 @@ def packed_hidden_states(
 def packed_sequence_logprobs(
     hidden: torch.Tensor,
     weight: torch.Tensor,
-    batch: dict[str, Any],
+    batch: PackedBatch,
     bias: torch.Tensor | None = None,
     chunk_size: int = 1024,
     transform: LogitTransform = IDENTITY,
@@ -233,8 +233,8 @@ def packed_sequence_logprobs(
     (ifpo.models.logprobs), so prompt positions never produce logits.
     """
     token_logps = chunked_token_logprobs(
-        hidden[0, batch["logp_index"]], weight, batch["logp_target"], bias, chunk_size, transform
+        hidden[0, batch.logp_index], weight, batch.logp_target, bias, chunk_size, transform
     )
-    counts = batch["token_counts"]
+    counts = batch.token_counts
     sums = torch.zeros(counts.shape[0], dtype=token_logps.dtype, device=hidden.device)
-    return sums.index_add(0, batch["logp_sequence"], token_logps), counts
+    return sums.index_add(0, batch.logp_sequence, token_logps), counts

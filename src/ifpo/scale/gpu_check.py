@@ -69,7 +69,7 @@ class Meter:
 
             def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
                 if outer.start is not None:
-                    outer.tokens += int(batch["attention_mask"].sum())
+                    outer.tokens += int(batch.attention_mask.sum())
 
         self.start: float | None = None
         self.tokens = 0

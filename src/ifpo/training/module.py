@@ -17,6 +17,7 @@ from transformers import get_scheduler
 
 from ifpo.config.plain import to_plain
 from ifpo.losses import LossHead, SequenceLogps, get_loss_head
+from ifpo.models.batch import Batch
 from ifpo.models.forward import role_logps
 from ifpo.models.loading import build_causal_lm, freeze
 from ifpo.models.lora import apply_lora, peft_enabled
@@ -117,14 +118,14 @@ class PreferenceModule(pl.LightningModule):
             state.setdefault(key, current[key])  # as built by configure_model from the same config
 
     # -- the step ------------------------------------------------------------------------
-    def compute_logps(self, batch: dict[str, Any]) -> SequenceLogps:
+    def compute_logps(self, batch: Batch) -> SequenceLogps:
         chunk = int(self.model_cfg.get("logprob_chunk_size", 1024))
         attention = str(self.model_cfg.get("segment_attention", "auto"))
         policy, tokens = role_logps(self.policy, batch, chunk, attention)
         reference = None
         if self.head.needs_reference:
-            if "reference_logps" in batch:  # precomputed by a pre-pass
-                reference = batch["reference_logps"]
+            if batch.reference_logps is not None:  # precomputed by a pre-pass
+                reference = batch.reference_logps
             elif self.ref_cfg["mode"] == "precomputed":
                 raise ValueError(
                     "ref.mode=precomputed but the batch has no reference_logps (was the cache attached?)"
@@ -148,12 +149,12 @@ class PreferenceModule(pl.LightningModule):
             self._train_metrics[key] = MeanMetric().to(self.device)
         return self._train_metrics[key]
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self.head(self.compute_logps(batch), batch)
-        self._metric("loss").update(out.loss.detach(), weight=batch["batch_size"])
+        self._metric("loss").update(out.loss.detach(), weight=batch.batch_size)
         for name, values in out.metrics.items():
             self._metric(name).update(values.float())
-        self._tokens_since_log += int(batch["attention_mask"].sum())
+        self._tokens_since_log += int(batch.attention_mask.sum())
         return out.loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -193,9 +194,9 @@ class PreferenceModule(pl.LightningModule):
         if self._lr is not None:  # the one learning-rate series (no LearningRateMonitor alongside)
             self.log("train/lr", self._lr, on_step=True, on_epoch=False)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         out = self.head(self.compute_logps(batch), batch)
-        size = batch["batch_size"]
+        size = batch.batch_size
         self.log("val/loss", out.loss, on_epoch=True, batch_size=size, sync_dist=True, prog_bar=True)
         for name, values in out.metrics.items():
             self.log(

@@ -63,10 +63,12 @@ def build(cfg: DictConfig) -> tuple[PreferenceModule, PreferenceDataModule, pl.T
     apply_global_batch_size(trainer, cfg.data.get("global_batch_size"), cfg.data.batch_size)
     own_the_resume_choice(trainer)  # Lightning must not pick hpc_ckpt_* on its own under SLURM
     if module.ref_cfg["mode"] == "precomputed" and module.head.needs_reference:
-        from ifpo.training.reference_cache import attach_precomputed_reference
+        from ifpo.training.reference_cache import precomputed_reference
 
-        # reference log-probs from the disk cache; computing it needs a one-device run
-        attach_precomputed_reference(cfg, datamodule, module, world_size=trainer.world_size)
+        # reference log-probs from the disk cache (computing it needs a one-device run), joined to
+        # the data as new sets and a new collator: a new datamodule, the first one left unchanged
+        reference = precomputed_reference(cfg, datamodule.splits(), module, world_size=trainer.world_size)
+        datamodule = datamodule.with_transform(reference)
     return module, datamodule, trainer
 
 

@@ -5,6 +5,10 @@ A pre-pass runs the reference once over the tokenised train/val sets and writes 
 already reflect tokenizer, chat template and length limits), the tokenisation settings and the
 reference weights' identity, so every later run and every sweep trial with the same data and
 reference reuses it, and the training step runs no reference forward.
+
+The result is a data transform (ifpo.data.reference_columns.ReferenceColumns): the pipeline
+hands it to PreferenceDataModule.with_transform, which returns a new datamodule whose sets carry
+the cached columns and whose collator attaches them to each batch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ifpo.data.datamodule import Collator, Splits
+from ifpo.data.reference_columns import ReferenceColumns
 from ifpo.io.atomic import atomic_path
 from ifpo.models.forward import role_logps
 from ifpo.models.loading import freeze
@@ -27,7 +33,6 @@ from ifpo.models.reference import build_reference_copy
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-REFERENCE_COLUMN = "reference_logp__{role}"
 
 
 # -- precomputed: cache key ---------------------------------------------------------------
@@ -73,47 +78,25 @@ def cache_key(
 # -- precomputed: the pre-pass ------------------------------------------------------------
 @torch.no_grad()
 def reference_logps_for(
-    model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int, chunk: int
+    model: torch.nn.Module, dataset: Any, collator: Collator, batch_size: int, chunk: int
 ) -> dict[str, torch.Tensor]:
     """{role: float32 [len(dataset)]} summed response log-probs, in dataset order."""
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(dataset), batch_size):
         examples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        batch = collator(examples)
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        logps, _ = role_logps(model, batch, chunk)
+        logps, _ = role_logps(model, collator(examples).to(device), chunk)
         for role, values in logps.items():
             out.setdefault(role, []).append(values.float().cpu())
     return {role: torch.cat(parts) for role, parts in out.items()}
-
-
-class ReferenceLogpsCollator:
-    """Wraps a collator: attaches batch["reference_logps"] = {role: tensor} from cached columns."""
-
-    def __init__(self, inner: Any, roles: Sequence[str]) -> None:
-        self.inner, self.roles = inner, tuple(roles)
-
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = self.inner(examples)
-        batch["reference_logps"] = {
-            role: torch.tensor([e[REFERENCE_COLUMN.format(role=role)] for e in examples], dtype=torch.float32)
-            for role in self.roles
-        }
-        return batch
-
-    def __getattr__(self, name: str) -> Any:  # keep the inner collator's attributes visible
-        if name == "inner":  # during unpickling in dataloader workers
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 class PrecomputeNeedsOneDevice(ValueError):
     """A multi-device run asked for a reference cache that does not exist yet."""
 
 
-def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_size: int = 1) -> Path:
-    """Compute (or reuse) the reference cache for the datamodule's sets and attach it.
+def precomputed_reference(cfg: Any, splits: Splits, module: Any, world_size: int = 1) -> ReferenceColumns:
+    """Compute (or reuse) the reference cache for the prepared sets; the transform that attaches it.
 
     The pre-pass builds the whole, unsharded reference on this process's device, so it runs only
     in a one-device run; a run on more devices reuses a cache with the same key (data,
@@ -121,10 +104,9 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_s
     copy on every rank. At the scale where one device cannot hold the reference (70B), use
     ref.mode=copy (sharded by ZeRO-3) or, with LoRA, ref.mode=adapter.
     """
-    datamodule.setup("fit")
     roles = tuple(module.head.roles)
-    columns = sorted({c for c in datamodule.train_set.column_names if c.endswith("_ids")})
-    sets = {"train": datamodule.train_set, "val": datamodule.val_set}
+    columns = sorted({c for c in splits.train.column_names if c.endswith("_ids")})
+    sets = {"train": splits.train, "val": splits.val}
     fingerprints = {name: dataset_fingerprint(ds, columns) for name, ds in sets.items() if ds is not None}
     settings = {"max_length": int(cfg.data.max_length), "max_prompt_length": int(cfg.data.max_prompt_length)}
     key = cache_key(
@@ -149,26 +131,14 @@ def attach_precomputed_reference(cfg: Any, datamodule: Any, module: Any, world_s
             {k: len(v) for k, v in sets.items() if v is not None},
             path,
         )
-        cache = precompute(cfg, datamodule, module, sets)
+        cache = precompute(cfg, splits.collator, module, sets)
         with atomic_path(path) as tmp:
             torch.save(cache, tmp)
-    for name, dataset in sets.items():
-        if dataset is None:
-            continue
-        for role in roles:
-            values = cache[name][role]
-            if len(values) != len(dataset):
-                raise ValueError(
-                    f"reference cache {path}: {name}/{role} has {len(values)} rows, data has {len(dataset)}"
-                )
-            dataset = dataset.add_column(REFERENCE_COLUMN.format(role=role), values.tolist())
-        setattr(datamodule, f"{name}_set", dataset)
-    datamodule.collator = ReferenceLogpsCollator(datamodule.collator, roles)
-    return path
+    return ReferenceColumns(cache, roles, path)
 
 
 def precompute(
-    cfg: Any, datamodule: Any, module: Any, sets: Mapping[str, Any]
+    cfg: Any, collator: Collator, module: Any, sets: Mapping[str, Any]
 ) -> dict[str, dict[str, torch.Tensor]]:
     """The pre-pass itself: score every example with the reference ref.mode=copy would use.
 
@@ -192,7 +162,7 @@ def precompute(
         reference.disable_adapter() if hasattr(reference, "disable_adapter") else contextlib.nullcontext()
     )
     with adapters_off:
-        cache = {name: reference_logps_for(reference, ds, datamodule.collator, batch_size, chunk)
+        cache = {name: reference_logps_for(reference, ds, collator, batch_size, chunk)
                  for name, ds in sets.items() if ds is not None}  # fmt: skip
     reference.train(was_training)
     if owned:
