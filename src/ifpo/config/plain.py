@@ -8,7 +8,9 @@ goes through :func:`to_plain`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -24,3 +26,14 @@ def to_plain(node: Any) -> Any:
     if isinstance(node, Mapping):
         return copy.deepcopy(dict(node))
     return copy.deepcopy(node)
+
+
+def plain_fields(obj: Any) -> dict[str, Any]:
+    """A schema dataclass instance's fields, one level, enums as their values (strings).
+
+    Unlike `to_plain(OmegaConf.structured(obj))` this does not re-validate enum fields, so a head
+    can still name a bad value with its own message."""
+    return {
+        f.name: (value.value if isinstance(value := getattr(obj, f.name), Enum) else value)
+        for f in dataclasses.fields(obj)
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ifpo.config.schema import SFTLossConfig
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 
 
@@ -15,6 +16,7 @@ class SFTLoss(LossHead):
     record_kind = "pair"
     roles = ("chosen",)
     needs_reference = False
+    schema = SFTLossConfig
 
     def __call__(self, logps: SequenceLogps, batch: dict[str, Any]) -> LossOutput:
         # Token-weighted mean over the batch (the usual causal-LM objective), so long

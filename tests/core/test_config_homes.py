@@ -1,0 +1,84 @@
+"""Each config has one home (issue 16): a default set in a second place fails here.
+
+Loss defaults live in the schema dataclasses (ifpo.config.schema); conf/loss/*.yaml only select
+the schema, and the heads' constructors take required keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+import yaml
+
+from ifpo.config.schema import LOSS_SCHEMAS
+from ifpo.losses import functional, get_loss_head
+from ifpo.losses.base import _REGISTRY
+from tests.hydra_helpers import ROOT, compose_config
+
+LOSS_DIR = ROOT / "conf" / "loss"
+
+
+def _schema_fields(name: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(LOSS_SCHEMAS[name])}
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SCHEMAS))
+def test_loss_yaml_sets_no_value_of_its_own(name):
+    """conf/loss/<name>.yaml selects <name>_schema and sets nothing: the schema is the home."""
+    node = yaml.safe_load((LOSS_DIR / f"{name}.yaml").read_text())
+    assert node.pop("defaults") == [f"{name}_schema", "_self_"]
+    assert node == {}, f"conf/loss/{name}.yaml sets {sorted(node)}: those defaults belong in the schema"
+
+
+def test_every_loss_yaml_has_a_schema():
+    assert sorted(p.stem for p in LOSS_DIR.glob("*.yaml")) == sorted(LOSS_SCHEMAS)
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SCHEMAS))
+def test_composed_loss_equals_the_schema_defaults(name):
+    fields = _schema_fields(name)
+    composed = compose_config("train", [f"loss={name}"]).loss
+    assert list(composed) == list(fields)
+    for key, f in fields.items():
+        assert composed[key] == f.default, key
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SCHEMAS))
+def test_heads_take_their_options_without_defaults(name):
+    """Every schema option is a required keyword of the head (or of the head it extends)."""
+    cls = _REGISTRY[name]
+    assert cls.schema is LOSS_SCHEMAS[name]
+    options = {k for k in _schema_fields(name) if k != "name"}
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        for param in inspect.signature(vars(klass)["__init__"]).parameters.values():
+            if param.name in options:
+                assert param.default is inspect.Parameter.empty, f"{klass.__name__}({param.name}=...)"
+                seen.add(param.name)
+    assert seen == options
+
+
+def test_loss_formulas_default_nothing_the_schema_sets():
+    option_names = {f for name in LOSS_SCHEMAS for f in _schema_fields(name)}
+    for fn_name, fn in inspect.getmembers(functional, inspect.isfunction):
+        for param in inspect.signature(fn).parameters.values():
+            if param.name in option_names:
+                assert param.default is inspect.Parameter.empty, f"{fn_name}({param.name}=...)"
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SCHEMAS))
+def test_get_loss_head_fills_in_the_schema_defaults(name):
+    head = get_loss_head(name)
+    for key, f in _schema_fields(name).items():
+        if key != "name":
+            expected = f.default.value if hasattr(f.default, "value") else f.default
+            assert getattr(head, key) == expected and type(getattr(head, key)) is type(expected), key
+
+
+def test_get_loss_head_refuses_unknown_options_by_name():
+    with pytest.raises(ValueError, match="loss=dpo has no option loss.gamma; its options are"):
+        get_loss_head("dpo", gamma=0.1)
