@@ -14,9 +14,9 @@ one comes back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from collections.abc import Mapping
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
