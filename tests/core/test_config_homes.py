@@ -82,3 +82,40 @@ def test_get_loss_head_fills_in_the_schema_defaults(name):
 def test_get_loss_head_refuses_unknown_options_by_name():
     with pytest.raises(ValueError, match="loss=dpo has no option loss.gamma; its options are"):
         get_loss_head("dpo", gamma=0.1)
+
+
+
+JUDGE_HOME = {"/judge@judge": "openai"}
+#: What a benchmark's judge may not set again: where the judge is and how hard to try reaching it.
+JUDGE_FIELDS = {"base_url", "api_key_env", "item_deadline_s", "max_retries", "backoff_s", "max_backoff_s"}
+
+
+def _configs_with_a_judge_block() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+        node = yaml.safe_load(path.read_text()) or {}
+        if isinstance(node, dict) and isinstance(node.get("judge"), dict):
+            found.append((str(path.relative_to(ROOT)), node))
+    return found
+
+
+def test_judge_settings_have_one_home():
+    """conf/judge/ holds the judge block; a config that needs one pulls it in through its defaults
+    list and sets only what differs (never the endpoint, key variable or retry policy again)."""
+    with_block = _configs_with_a_judge_block()
+    assert {"conf/eval/trace.yaml", "conf/eval/cfbench.yaml", "conf/eval/sysbench.yaml"} <= {
+        name for name, _ in with_block
+    }
+    for name, node in with_block:
+        assert JUDGE_HOME in node.get("defaults", []), f"{name}: judge block without the conf/judge/ entry"
+        repeated = set(node["judge"]) & JUDGE_FIELDS
+        assert not repeated, f"{name} sets {sorted(repeated)} again: they live in conf/judge/openai.yaml"
+
+
+@pytest.mark.parametrize("bench", ["trace", "cfbench", "sysbench"])
+def test_judged_benchmarks_compose_the_home_with_their_own_settings(bench):
+    home = compose_config("build", ["judge=openai"]).judge
+    own = yaml.safe_load((ROOT / "conf" / "eval" / f"{bench}.yaml").read_text())["judge"]
+    judge = compose_config("eval", [f"+eval={bench}"]).eval.judge
+    assert list(judge) == list(home)
+    assert {key: judge[key] for key in home} == {key: own.get(key, home[key]) for key in home}
