@@ -84,7 +84,6 @@ def test_get_loss_head_refuses_unknown_options_by_name():
         get_loss_head("dpo", gamma=0.1)
 
 
-
 JUDGE_HOME = {"/judge@judge": "openai"}
 #: What a benchmark's judge may not set again: where the judge is and how hard to try reaching it.
 JUDGE_FIELDS = {"base_url", "api_key_env", "item_deadline_s", "max_retries", "backoff_s", "max_backoff_s"}
