@@ -32,10 +32,6 @@ class DataSpec(Protocol):
     roles: tuple[str, ...]
 
 
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
-
-
 def make_collator(
     cfg: Any, roles: tuple[str, ...], pad_token_id: int
 ) -> PreferenceCollator | PackedPreferenceCollator:
@@ -50,7 +46,7 @@ class PreferenceDataModule(pl.LightningDataModule):
     def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, head: DataSpec) -> None:
         super().__init__()
         self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
-        self.kind = _value(cfg.kind) or head.record_kind
+        self.kind = cfg.kind or head.record_kind
         if self.kind != head.record_kind:
             raise ValueError(
                 f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records"
@@ -61,7 +57,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         self.skips: dict[str, SkipCounter] = {}
 
     def _records(self, split: str) -> list[dict[str, Any]]:
-        cfg, on_error = self.cfg, _value(self.cfg.on_error)
+        cfg, on_error = self.cfg, self.cfg.on_error
         skips = self.skips.setdefault(split, SkipCounter())
         if cfg.synthetic.enabled:
             train_path, val_path = ensure_synthetic_files(cfg.synthetic)

@@ -26,8 +26,7 @@ class GPUUnavailable(SystemExit):
 
 
 def _name(strategy_cfg: Any) -> str:
-    name = strategy_cfg.get("name", "single") if strategy_cfg else "single"
-    return str(getattr(name, "value", name))
+    return str(strategy_cfg.get("name", "single")) if strategy_cfg else "single"
 
 
 def needs_cuda(cfg: DictConfig) -> bool:
