@@ -85,7 +85,7 @@ def test_every_experiment_builds_its_model_from_a_tiny_stand_in(name, tmp_path_f
         assert policy.config.model_type == model_type
     if cfg.peft.get("enabled"):
         assert any("lora_A" in n for n, _ in policy.named_parameters())
-    assert (module.reference is not None) == (cfg.ref.mode.value == "copy" and module.head.needs_reference)
+    assert (module.reference is not None) == (cfg.ref.mode == "copy" and module.head.needs_reference)
     policy.train()
     ids = torch.randint(3, 500, (2, 12))
     logits = policy(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
