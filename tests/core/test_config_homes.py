@@ -150,3 +150,36 @@ def test_no_module_unwraps_enums_itself():
     ]
     allowed = {"src/ifpo/training/reference_cache.py"}  # another change owns that file this round
     assert [o for o in offenders if o.split(":")[0] not in allowed] == []
+
+
+# -- one way to build objects -----------------------------------------------------------------
+def test_name_registries_match_their_config_groups():
+    """Each part picked by name is built from one registry whose keys are the config's choices."""
+    from ifpo.config.schema import StrategyName
+    from ifpo.sampling.factory import SAMPLERS
+    from ifpo.training.strategy import STRATEGIES
+
+    assert sorted(STRATEGIES) == sorted(s.value for s in StrategyName)
+    assert sorted(STRATEGIES) == sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml"))
+    backends = {yaml.safe_load(p.read_text())["backend"] for p in (ROOT / "conf" / "sampler").glob("*.yaml")}
+    assert sorted(SAMPLERS) == sorted(backends)
+
+
+def test_unknown_names_are_refused_listing_the_registry():
+    from omegaconf import OmegaConf
+
+    from ifpo.sampling import build_sampler
+    from ifpo.training.strategy import build_strategy
+
+    with pytest.raises(ValueError, match="sampler.backend='gpt'; allowed: hf, vllm, file, synthetic"):
+        build_sampler(OmegaConf.create({"backend": "gpt"}))
+    with pytest.raises(ValueError, match="strategy.name='fsdp'; allowed: single, ddp, zero3, zero3_offload"):
+        build_strategy(OmegaConf.create({"strategy": {"name": "fsdp"}}))
+
+
+def test_objects_built_by_target_are_lightning_or_hydra_parts():
+    """`_target_` is for objects whose config is their constructor call (trainer, callbacks,
+    loggers, sweeper parts); the project's own heads/benchmarks/samplers never take one."""
+    for group in ("loss", "eval", "sampler", "strategy", "builder"):
+        for path in (ROOT / "conf" / group).glob("*.yaml"):
+            assert "_target_" not in path.read_text(), path
