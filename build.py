@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 
 import ifpo.config  # noqa: F401  (registers the structured config schemas, e.g. model_schema)
 from ifpo.config.cli import set_project_root
+from ifpo.config.plain import entry_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="build")
 def main(cfg: DictConfig) -> None:
     from ifpo.builders.cli import build
 
-    build(cfg)
+    build(entry_config(cfg))  # enums become their strings here, once
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, open_dict
 
 import ifpo.config  # noqa: F401  (registers the schemas)
 from ifpo.config.cli import normalize_overrides
+from ifpo.config.plain import entry_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,4 +33,4 @@ def compose_config(
         if data_dir is not None:
             cfg.paths.data_dir = str(data_dir)
         del cfg["hydra"]
-    return cfg
+    return entry_config(cfg)  # what train.py / eval.py / build.py hand on

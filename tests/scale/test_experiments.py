@@ -13,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from ifpo.config.cli import normalize_overrides
+from ifpo.config.plain import entry_config
 from ifpo.models import attn_choice
 from ifpo.models.attn_choice import resolve_attn_implementation
 from ifpo.scale.plan_cli import arch_from_model_cfg, plan_settings
@@ -84,7 +85,7 @@ def test_every_experiment_builds_its_model_from_a_tiny_stand_in(name, tmp_path_f
         assert policy.config.model_type == model_type
     if cfg.peft.get("enabled"):
         assert any("lora_A" in n for n, _ in policy.named_parameters())
-    assert (module.reference is not None) == (cfg.ref.mode.value == "copy" and module.head.needs_reference)
+    assert (module.reference is not None) == (cfg.ref.mode == "copy" and module.head.needs_reference)
     policy.train()
     ids = torch.randint(3, 500, (2, 12))
     logits = policy(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
@@ -149,7 +150,7 @@ def test_slurm_memory_is_the_planner_host_ram(name):
             normalize_overrides([f"experiment={name}", "hydra/launcher=slurm"]),
             return_hydra_config=True,
         )
-    result = plan(arch_from_model_cfg(cfg.model), plan_settings(cfg))
+    result = plan(arch_from_model_cfg(cfg.model), plan_settings(entry_config(cfg)))  # as train.py hands it on
     assert cfg.cluster.mem_gb == result.slurm_mem_gb == cfg.hydra.launcher.mem_gb
     assert result.fits_cpu  # the experiment's cluster.cpu_memory_gib holds it
     if "70b" in name:  # rank 0 alone holds the full bf16 state dict (~141 GB) on top of the offload

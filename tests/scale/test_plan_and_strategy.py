@@ -68,7 +68,7 @@ def test_paper_hyper_parameters():
     assert (
         rpo.peft.enabled
         and rpo.peft.target_modules == "all-linear"
-        and str(rpo.strategy.name.value) == "zero3_offload"
+        and str(rpo.strategy.name) == "zero3_offload"
     )
     iopo = compose_config("train", ["experiment=iopo_qwen2_7b"])
     assert (iopo.optim.lr, iopo.data.max_length, iopo.model.arch) == (5e-6, 6000, "qwen2-7b")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ifpo.builders.stats import BuildStats
+from ifpo.io.jsonl import cut_from_line, read_log
 
 
 class ResumableJsonl:
@@ -37,17 +38,8 @@ class ResumableJsonl:
             self.path.write_text("")
             self._append_ledger({"fingerprint": self.fingerprint})
             return
-        good, offset, good_bytes = [], 0, 0
-        with self.ledger.open("rb") as handle:
-            for raw in handle:
-                try:
-                    entry = json.loads(raw)
-                except json.JSONDecodeError:
-                    break  # a line cut short by a kill: everything after it is discarded
-                if not raw.endswith(b"\n"):
-                    break
-                good.append(entry)
-                good_bytes += len(raw)
+        good, cut_at = read_log(self.ledger)  # a line cut short by a kill ends what is kept
+        offset = 0
         if not good or good[0].get("fingerprint") != self.fingerprint:
             raise ValueError(
                 f"{self.path} was started with a different builder config (or is not a build output); "
@@ -56,8 +48,8 @@ class ResumableJsonl:
         for entry in good[1:]:
             self.done[entry["id"]] = BuildStats.from_dict(entry["stats"])
             offset = entry["offset"]
-        with self.ledger.open("r+b") as handle:
-            handle.truncate(good_bytes)
+        if cut_at is not None:
+            cut_from_line(self.ledger, cut_at)  # the cut line and everything after it are discarded
         if not self.path.exists():
             raise ValueError(
                 f"{self.path} is missing but its progress ledger exists; use builder.overwrite=true"

@@ -3,15 +3,25 @@
 Each YAML file in `conf/<group>/` lists its schema first in its defaults list, so Hydra
 validates it at start-up: a misspelled key fails with "Key 'bta' not in 'DPOLossConfig'",
 and a bad enum value lists the allowed values.
+
+Loss defaults live here and only here. The dataclasses are the one home because they are the
+one place every path reaches: Hydra merges them under `conf/loss/*.yaml` (which only select
+the schema and document the keys), and `ifpo.losses.get_loss_head` fills options a caller
+leaves out from them (the heads' constructors take required keyword arguments). A YAML or
+keyword default would be a second copy that drifts; tests/config/test_one_home.py fails if
+one comes back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+
+from ifpo.config.plain import plain_fields
 
 
 class Dtype(str, Enum):
@@ -187,6 +197,24 @@ LOSS_SCHEMAS: dict[str, type] = {
 }
 
 
+def _refuse_unknown(name: str, schema: type, keys: Any) -> None:
+    allowed = [f.name for f in fields(schema)]
+    unknown = [key for key in keys if key not in allowed]
+    if unknown:
+        raise ValueError(
+            f"loss={name} has no option {', '.join(f'loss.{k}' for k in unknown)}; "
+            f"its options are: {', '.join(allowed)}"
+        )
+
+
+def loss_options(schema: type, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A head's keyword arguments: `options` over the schema's defaults, range-checked by the
+    schema's `__post_init__`, enums as their strings; `name` itself left out."""
+    _refuse_unknown(name, schema, options)
+    checked = schema(**{**options, "name": name})
+    return {key: value for key, value in plain_fields(checked).items() if key != "name"}
+
+
 def validate_loss_config(loss: Any) -> Any:
     """The loss node checked against its head's schema: unknown keys and out-of-range values refused.
 
@@ -200,13 +228,7 @@ def validate_loss_config(loss: Any) -> Any:
     schema = LOSS_SCHEMAS.get(name)
     if schema is None:
         raise ValueError(f"unknown loss.name={name!r}; allowed: {', '.join(LOSS_SCHEMAS)}")
-    allowed = [f.name for f in fields(schema)]
-    unknown = [key for key in loss if key not in allowed]
-    if unknown:
-        raise ValueError(
-            f"loss={name} has no option {', '.join(f'loss.{k}' for k in unknown)}; "
-            f"its options are: {', '.join(allowed)}"
-        )
+    _refuse_unknown(name, schema, loss)
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), loss))
 
 

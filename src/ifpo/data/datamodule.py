@@ -52,10 +52,6 @@ class Splits:
 SplitsTransform = Callable[[Splits], Splits]
 
 
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
-
-
 def make_collator(
     cfg: Any, roles: tuple[str, ...], pad_token_id: int
 ) -> PreferenceCollator | PackedPreferenceCollator:
@@ -83,7 +79,7 @@ class PreferenceDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.cfg, self.tokenizer, self.head = cfg, tokenizer, head
-        self.kind = _value(cfg.kind) or head.record_kind
+        self.kind = cfg.kind or head.record_kind
         if self.kind != head.record_kind:
             raise ValueError(
                 f"data.kind={self.kind} but loss={head.name} trains on {head.record_kind} records"
@@ -96,7 +92,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         )
 
     def _records(self, split: str) -> list[dict[str, Any]]:
-        cfg, on_error = self.cfg, _value(self.cfg.on_error)
+        cfg, on_error = self.cfg, self.cfg.on_error
         skips = self.skips.setdefault(split, SkipCounter())
         if cfg.synthetic.enabled:
             train_path, val_path = ensure_synthetic_files(cfg.synthetic)

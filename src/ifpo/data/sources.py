@@ -79,7 +79,7 @@ def load_hub_records(
 
 def ensure_synthetic_files(cfg: Any) -> tuple[Path, Path]:
     """Generate the synthetic train/val JSONL once (deterministic in the seed), then reuse them."""
-    kind = getattr(cfg.records, "value", cfg.records)
+    kind = cfg.records
     out = Path(cfg.output_dir) / (
         f"v{synthetic.GENERATOR_VERSION}-{kind}-n{cfg.num_train_tasks}-v{cfg.num_val_tasks}-s{cfg.samples_per_task}-m{cfg.min_margin}-seed{cfg.seed}"
     )

@@ -34,6 +34,7 @@ from typing import Literal
 
 from ifpo.constraints import ConstraintError, ConstraintFormatError, Instruction, ResourceUnavailableError
 from ifpo.eval.rule_scoring import ExampleScore, ScoreReport, load_responses_jsonl
+from ifpo.io.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,9 @@ def load_ifbench_responses(path: str | Path) -> dict[str, str]:
     """Official ``{"prompt", "response"}`` JSONL (or our ``examples.jsonl``, whose rows marked
     ``missing_response`` stay missing, so rescoring reports the same counts)."""
     responses = load_responses_jsonl(path)  # validates every line, with file/line errors
-    with open(path, encoding="utf-8") as handle:
-        for text in handle:
-            if text.strip() and json.loads(text).get("missing_response") is True:
-                responses.pop(json.loads(text)["prompt"], None)
+    for _, record in read_jsonl(path, check_unicode=False):  # every line a valid object by now
+        if record.get("missing_response") is True:
+            responses.pop(record["prompt"], None)
     return responses
 
 

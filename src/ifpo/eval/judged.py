@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from ifpo.io.atomic import atomic_write_json
+from ifpo.io.errors import DataFormatError
+from ifpo.io.jsonl import BadLine, read_jsonl
 from ifpo.judge.verdicts import ConstraintJudgement
 
 log = logging.getLogger(__name__)
@@ -25,12 +27,12 @@ OnBadRow = Literal["raise", "skip"]
 OnFailed = Literal["raise", "skip"]
 
 
-class BenchmarkFormatError(ValueError):
-    """A benchmark file row does not have the documented shape."""
+class BenchmarkFormatError(DataFormatError):
+    """A benchmark file row does not have the documented shape (the project's DataFormatError)."""
 
     def __init__(self, path: str | os.PathLike[str], line: int, field: str, problem: str) -> None:
-        super().__init__(f"{path}:{line}: field {field!r}: {problem}")
-        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        super().__init__(str(path), line, field, problem)
+        self.path = str(path)
 
 
 class LoadedItems(list, Generic[T]):  # type: ignore[type-arg]
@@ -52,16 +54,13 @@ def iter_json_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]
     JSON array. Syntax errors raise BenchmarkFormatError with the offending line.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkFormatError(path, number, "<row>", f"invalid JSON: {exc.msg}") from None
+        for number, value in read_jsonl(path, check_unicode=False):
+            if isinstance(value, BadLine):
+                raise BenchmarkFormatError(path, number, "<row>", value.problem)
+            yield number, value
         return
+    text = path.read_text(encoding="utf-8")
     decoder = json.JSONDecoder()
     # Hand-rolled element walk (json.load gives no per-element positions) to report line numbers.
     position = _skip_space(text, 0)

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ifpo.io.jsonl import BadLine, cut_torn_tail, read_jsonl
+
 log = logging.getLogger(__name__)
 
 
@@ -34,26 +36,21 @@ class ProgressStore:
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            log.warning(
-                "%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - cut
-            )
-            with path.open("r+b") as handle:
-                handle.truncate(cut)
-            data = data[:cut]
+        cut = cut_torn_tail(path)
+        if cut:
+            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, cut)
         done: dict[str, Any] = {}
-        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                done[str(entry["key"])] = entry["value"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"{path}:{number}: not a progress record ({exc}); delete the file to start over"
-                )
+        for number, entry in read_jsonl(path, check_unicode=False):
+            problem = entry.problem if isinstance(entry, BadLine) else ""
+            if not problem:
+                try:
+                    done[str(entry["key"])] = entry["value"]
+                    continue
+                except (KeyError, TypeError) as exc:
+                    problem = str(exc)
+            raise ValueError(
+                f"{path}:{number}: not a progress record ({problem}); delete the file to start over"
+            )
         if done:
             log.info("%s: resuming with %d finished item(s)", path, len(done))
         return done

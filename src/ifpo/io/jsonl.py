@@ -70,3 +70,39 @@ def read_jsonl(path: str | os.PathLike[str], check_unicode: bool = True) -> Iter
                 yield number, BadLine(number, "invalid_unicode", LONE_SURROGATE)
                 continue
             yield number, value
+
+
+# -- append-only logs (resume ledgers, progress stores) -------------------------------------
+def read_log(path: str | os.PathLike[str]) -> tuple[list[Any], int | None]:
+    """The values of an append-only JSONL log up to its first unreadable or unterminated line, and
+    that line's number (None when every line is whole): the caller cuts there once it has checked
+    the log is its own. Values are not checked for lone surrogates (the writer escapes them)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    torn = data.count(b"\n") + 1 if data and not data.endswith(b"\n") else None
+    values = []
+    for number, value in read_jsonl(path, check_unicode=False):
+        if isinstance(value, BadLine) or number == torn:
+            return values, number
+        values.append(value)
+    return values, torn
+
+
+def cut_torn_tail(path: str | os.PathLike[str]) -> int:
+    """Cut an append-only JSONL file back to its last newline; returns the bytes cut.
+
+    A writer killed mid-line leaves a last line without its newline: the one corruption an
+    append-then-fsync log can have. Cutting it lets the next append start on a clean line."""
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            handle.truncate(keep)
+    return len(data) - keep
+
+
+def cut_from_line(path: str | os.PathLike[str], line: int) -> None:
+    """Truncate a JSONL file so that line `line` (1-based) and everything after it are gone."""
+    with open(path, "r+b") as handle:
+        offset = sum(len(raw) for _, raw in zip(range(line - 1), handle))
+        handle.truncate(offset)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ifpo.config.schema import loss_options
 from ifpo.models.batch import Batch
 
 
@@ -45,12 +46,15 @@ class LossHead:
     `roles` lists the sequences the collator must build per example, in order; the
     policy runs one concatenated forward over all of them. The head is their one home: the
     datamodule hands them to the collator once and every batch carries them (`Batch.roles`).
+    `schema` is the head's dataclass in ifpo.config.schema, the one home of its option
+    defaults (constructors take no defaults).
     """
 
     name: ClassVar[str] = ""
     record_kind: ClassVar[str] = "pair"  # "pair" or "quad"
     roles: ClassVar[tuple[str, ...]] = ("chosen", "rejected")
     needs_reference: ClassVar[bool] = True
+    schema: ClassVar[type | None] = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -80,11 +84,12 @@ def registered_losses() -> list[str]:
 
 
 def get_loss_head(name: str, **options: Any) -> LossHead:
-    """Instantiate the head called `name` with its config options."""
+    """Instantiate the head called `name` with its config options; those left out take the
+    defaults of the head's schema (ifpo.config.schema), unknown ones are refused by name."""
     try:
         cls = _REGISTRY[name]
     except KeyError:
         raise ValueError(
             f"unknown loss.name={name!r}; registered heads: {', '.join(registered_losses())}"
         ) from None
-    return cls(**options)
+    return cls(**(loss_options(cls.schema, name, options) if cls.schema else options))

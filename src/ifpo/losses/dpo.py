@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ifpo.config.schema import DPOLossConfig
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.losses.functional import hinge_preference_loss, ipo_loss, per_token_nll, sigmoid_preference_loss
 from ifpo.models.batch import Batch
@@ -36,14 +37,10 @@ class DPOLoss(LossHead):
 
     record_kind = "pair"
     roles = ("chosen", "rejected")
+    schema = DPOLossConfig  # the defaults; get_loss_head fills them in
 
     def __init__(
-        self,
-        beta: float = 0.1,
-        label_smoothing: float = 0.0,
-        variant: str = "sigmoid",
-        sft_weight: float = 0.0,
-        **options: Any,
+        self, *, beta: float, label_smoothing: float, variant: str, sft_weight: float, **options: Any
     ) -> None:
         super().__init__(**options)
         if variant not in VARIANTS:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 
-def sigmoid_preference_loss(logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def sigmoid_preference_loss(logits: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     """-(1-eps) log sigma(z) - eps log sigma(-z), per example (conservative DPO when eps > 0)."""
     return -(1.0 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
 

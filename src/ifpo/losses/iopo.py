@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ifpo.config.schema import IOPOLossConfig
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.losses.functional import per_token_nll, sigmoid_preference_loss
 from ifpo.models.batch import Batch
@@ -23,10 +24,9 @@ class IOPOLoss(LossHead):
     record_kind = "quad"
     # r11, r22 are the matched pairs; r12 = (x1, y2), r21 = (x2, y1) the crossed ones.
     roles = ("x1y1", "x2y2", "x1y2", "x2y1")
+    schema = IOPOLossConfig  # the defaults; get_loss_head fills them in
 
-    def __init__(
-        self, beta: float = 0.1, label_smoothing: float = 0.0, sft_weight: float = 0.0, **options: Any
-    ) -> None:
+    def __init__(self, *, beta: float, label_smoothing: float, sft_weight: float, **options: Any) -> None:
         super().__init__(**options)
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ifpo.config.schema import RPOLossConfig
 from ifpo.losses.base import LossOutput, SequenceLogps, register_loss
 from ifpo.losses.dpo import DPOLoss
 from ifpo.models.batch import Batch
@@ -20,7 +21,9 @@ from ifpo.models.batch import Batch
 
 @register_loss("rpo")
 class RPOLoss(DPOLoss):
-    def __init__(self, gamma: float = 0.05, margin_in_beta: bool = False, **options: Any) -> None:
+    schema = RPOLossConfig
+
+    def __init__(self, *, gamma: float, margin_in_beta: bool, **options: Any) -> None:
         super().__init__(**options)
         if self.variant != "sigmoid":
             raise ValueError(

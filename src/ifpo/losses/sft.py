@@ -5,6 +5,7 @@ Trains on the `chosen` side of pair records; no reference model is loaded.
 
 from __future__ import annotations
 
+from ifpo.config.schema import SFTLossConfig
 from ifpo.losses.base import LossHead, LossOutput, SequenceLogps, register_loss
 from ifpo.models.batch import Batch
 
@@ -14,6 +15,7 @@ class SFTLoss(LossHead):
     record_kind = "pair"
     roles = ("chosen",)
     needs_reference = False
+    schema = SFTLossConfig
 
     def __call__(self, logps: SequenceLogps, batch: Batch) -> LossOutput:
         # Token-weighted mean over the batch (the usual causal-LM objective), so long

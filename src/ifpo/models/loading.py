@@ -32,8 +32,7 @@ class ChatTemplateError(ValueError):
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    value = cfg.get(key, default) if isinstance(cfg, Mapping) else getattr(cfg, key, default)
-    return getattr(value, "value", value)  # enums from structured configs -> their string
+    return cfg.get(key, default) if isinstance(cfg, Mapping) else getattr(cfg, key, default)
 
 
 def model_source(model_cfg: Any, name_or_path: str | None = None) -> str | None:

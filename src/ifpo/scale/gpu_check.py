@@ -138,6 +138,7 @@ def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
     from omegaconf import open_dict
 
     import ifpo.config  # noqa: F401  (registers the schemas)
+    from ifpo.config.plain import entry_config
     from ifpo.training.pipeline import build
 
     (tmp / "model").mkdir()
@@ -157,7 +158,7 @@ def run_check(root: Path, tmp: Path, args: argparse.Namespace) -> dict:
     with open_dict(cfg):
         cfg.paths.output_dir = cfg.paths.log_dir = str(tmp / "run")
         cfg.paths.data_dir = str(tmp / "data")
-    module, datamodule, trainer = build(cfg)
+    module, datamodule, trainer = build(entry_config(cfg))
     meter = Meter(args.warmup)
     trainer.callbacks.append(meter.callback)
     torch.cuda.reset_peak_memory_stats()

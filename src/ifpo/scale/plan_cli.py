@@ -10,7 +10,6 @@ from the local config.json of `model.config`, so nothing is downloaded or built.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -22,14 +21,10 @@ from ifpo.training.deepspeed_config import offload_device
 log = logging.getLogger(__name__)
 
 
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
-
-
 def plan_settings(cfg: DictConfig) -> PlanSettings:
     """PlanSettings for a composed training config."""
     strategy = cfg.get("strategy") or {}
-    name = str(_value(strategy.get("name", "single")))
+    name = str(strategy.get("name", "single"))
     ds = to_plain(strategy.get("deepspeed"))
     deepspeed = name in ("zero3", "zero3_offload")
     peft = cfg.get("peft") or {}
@@ -38,7 +33,7 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
     cluster = cfg.get("cluster") or {}
     devices = cfg.trainer.get("devices", 1)
     model = cfg.model
-    dtype = str(_value(model.get("dtype", "bfloat16")))
+    dtype = str(model.get("dtype", "bfloat16"))
     return PlanSettings(
         nodes=int(cfg.trainer.get("num_nodes", 1)),
         gpus_per_node=int(devices) if str(devices).isdigit() else int(cluster.get("gpus_per_node", 8)),
@@ -46,13 +41,13 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
         zero_stage=3 if deepspeed else 0,
         offload_optimizer="cpu" if deepspeed and offload_device(ds, "offload_optimizer") == "cpu" else "none",
         offload_params="cpu" if deepspeed and offload_device(ds, "offload_param") == "cpu" else "none",
-        reference=str(_value(cfg.ref.mode)) if _needs_reference(cfg) else "none",
+        reference=str(cfg.ref.mode) if _needs_reference(cfg) else "none",
         lora_rank=int(peft.get("r", 0)) if lora else 0,
         lora_targets=ALL_LINEAR if targets == "all-linear" else tuple(targets),
         micro_batch=sequences_per_forward(int(cfg.data.batch_size), str(cfg.loss.name)),
         seq_len=int(cfg.data.max_length),
         gradient_checkpointing=bool(model.get("gradient_checkpointing", False)),
-        flash_attention=str(_value(model.get("attn_implementation", "sdpa"))) != "eager",
+        flash_attention=str(model.get("attn_implementation", "sdpa")) != "eager",
         logprob_chunk_tokens=int(model.get("logprob_chunk_size", 1024)) or None,
         param_bytes=4 if dtype == "float32" else 2,
         activation_bytes=4 if dtype == "float32" else 2,
@@ -63,7 +58,7 @@ def plan_settings(cfg: DictConfig) -> PlanSettings:
 
 
 def _needs_reference(cfg: DictConfig) -> bool:
-    return str(cfg.loss.name) != "sft" and str(_value(cfg.ref.mode)) != "none"
+    return str(cfg.loss.name) != "sft" and str(cfg.ref.mode) != "none"
 
 
 def run_plan(cfg: DictConfig) -> dict[str, float]:

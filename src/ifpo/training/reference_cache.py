@@ -41,7 +41,7 @@ def weights_identity(model_cfg: Mapping[str, Any], ref_cfg: Mapping[str, Any], s
     modification times for a local folder (hashing 140 GB of 70B weights would take longer than
     the pre-pass), the hub id otherwise, or the architecture config + seed for random init."""
     source = ref_cfg.get("name_or_path") or model_cfg.get("name_or_path")
-    dtype = str(getattr(model_cfg.get("dtype"), "value", model_cfg.get("dtype")))
+    dtype = str(model_cfg.get("dtype"))  # a string: train.py unwraps enums once (entry_config)
     if source and Path(source).is_dir():
         files = sorted(p for p in Path(source).iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
         return {"source": str(Path(source).resolve()), "dtype": dtype,

@@ -8,7 +8,7 @@ GPU experiment has GPUs, and the optimizer class ZeRO-Offload needs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -26,8 +26,7 @@ class GPUUnavailable(SystemExit):
 
 
 def _name(strategy_cfg: Any) -> str:
-    name = strategy_cfg.get("name", "single") if strategy_cfg else "single"
-    return str(getattr(name, "value", name))
+    return str(strategy_cfg.get("name", "single")) if strategy_cfg else "single"
 
 
 def needs_cuda(cfg: DictConfig) -> bool:
@@ -76,15 +75,16 @@ def resolved_deepspeed_config(cfg: DictConfig) -> dict[str, Any]:
     return deepspeed_config(cfg.strategy.deepspeed, arch.hidden if arch else None)
 
 
-def build_strategy(cfg: DictConfig) -> Strategy | str:
-    """What to pass as `lightning.Trainer(strategy=...)` for `cfg.strategy`."""
-    strategy_cfg = cfg.get("strategy")
-    name = _name(strategy_cfg)
-    if name == "single":
-        return "auto"
-    if name == "ddp":
-        kwargs = to_plain(strategy_cfg.get("ddp"))
-        return DDPStrategy(**kwargs)
+def _single(cfg: DictConfig, name: str) -> str:
+    return "auto"
+
+
+def _ddp(cfg: DictConfig, name: str) -> Strategy:
+    return DDPStrategy(**to_plain(cfg.strategy.get("ddp")))
+
+
+def _deepspeed(cfg: DictConfig, name: str) -> Strategy:
+    strategy_cfg = cfg.strategy
     config = resolved_deepspeed_config(cfg)
     if zero_stage(config) != 3:
         raise ValueError(
@@ -103,6 +103,23 @@ def build_strategy(cfg: DictConfig) -> Strategy | str:
 
         cls = CPUDeepSpeedStrategy
     return cls(config=config, exclude_frozen_parameters=bool(exclude))
+
+
+#: strategy.name -> what builds it: the project's registry way of building a part picked by name
+#: (README, "Architecture"); the keys are StrategyName's values.
+STRATEGIES: dict[str, Callable[[DictConfig, str], Strategy | str]] = {
+    "single": _single,
+    "ddp": _ddp,
+    **{name: _deepspeed for name in DEEPSPEED_STRATEGIES},
+}
+
+
+def build_strategy(cfg: DictConfig) -> Strategy | str:
+    """What to pass as `lightning.Trainer(strategy=...)` for `cfg.strategy`."""
+    name = _name(cfg.get("strategy"))
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy.name={name!r}; allowed: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](cfg, name)
 
 
 def is_zero3(strategy: Any) -> bool:

@@ -8,7 +8,6 @@ use, so rescoring saved responses (``eval.responses``) never loads one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from omegaconf import DictConfig
 from ifpo.constraints import ConstraintFormatError
 from ifpo.eval.progress import ProgressStore
 from ifpo.eval.report import BenchmarkResult
+from ifpo.io.jsonl import BadLine, read_jsonl
 from ifpo.models.generation import Conversation, Generator, generate_resumable
 
 GetGenerator = Callable[[], Generator]
@@ -84,16 +84,11 @@ def generate_saved(
 
 
 def jsonl_rows(path: str | Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConstraintFormatError(
-                    f"invalid JSON: {exc.msg}", source=str(path), line=line_no, reason="invalid_json"
-                ) from exc
+    """(line, value) of a benchmark JSONL file; an unreadable line is a located ConstraintFormatError."""
+    for line_no, value in read_jsonl(path, check_unicode=False):
+        if isinstance(value, BadLine):
+            raise ConstraintFormatError(value.problem, source=str(path), line=line_no, reason=value.reason)
+        yield line_no, value
 
 
 def hub_rows(name: str, split: str) -> Iterator[tuple[int, Any]]:
