@@ -5,7 +5,8 @@ Reads ``<out>/data`` (task, sample and build statistics), ``<out>/pref/*`` (each
 ``<out>/stage_times.json``; writes ``results.json``, ``results.md`` and PNG plots to the
 results folder and, with ``--readme``, replaces the README's block between the
 ``<!-- mini_if:results:begin -->`` / ``end`` markers with ``results.md``. Also re-checks, by
-rule, that every RPO chosen response satisfies all constraints of its rewritten instruction.
+rule, that every RPO chosen response satisfies all constraints of its rewritten instruction and
+that every IOPO quad (edited or reversed x2) holds all four relations.
 
     python -m experiments.mini_if.report outputs/mini_if --results-dir experiments/mini_if/results
 """
@@ -24,7 +25,17 @@ from ifpo.constraints import Constraint, parse_ifeval_record
 
 BEGIN, END = "<!-- mini_if:results:begin -->", "<!-- mini_if:results:end -->"
 METRICS = ("prompt_strict", "instruction_strict", "prompt_loose", "instruction_loose")
-LABELS = {"sft": "SFT (start)", "dpo": "DPO", "rpo": "RPO", "rpo_g0": "RPO, gamma=0", "iopo": "IOPO"}
+LABELS = {
+    "sft": "SFT (start)",
+    "dpo": "DPO",
+    "rpo": "RPO",
+    "rpo_g0": "RPO, gamma=0",
+    "iopo": "IOPO",
+    "iopo_rev": "IOPO (x2 by reversal)",
+}
+# Built files (data/built/<kind>.jsonl) and what one record is; iopo_rev only when that method ran.
+BUILT_UNITS = {"dpo": "pairs", "rpo": "pairs", "iopo": "quads", "iopo_rev": "quads"}
+QUAD_RELATIONS = ("y1_meets_x1", "y2_meets_x2", "y1_fails_x2", "y2_fails_x1")
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -83,8 +94,32 @@ def rpo_check(path: Path) -> dict[str, int]:
     return dict(out)
 
 
-def build_stats(built: Path) -> dict[str, Any]:
-    return {k: json.loads((built / f"{k}.jsonl.stats.json").read_text()) for k in ("dpo", "rpo", "iopo")}
+def quad_check(path: Path) -> dict[str, int]:
+    """How many IOPO quads hold each relation: y1 meets x1, y2 meets x2, y1 fails x2, y2 fails x1."""
+    out = Counter({"quads": 0, **dict.fromkeys(QUAD_RELATIONS, 0)})
+
+    def meets(constraints: list[dict], response: str) -> bool:
+        parsed = [Constraint(c["kind"], c["kwargs"]) for c in constraints]
+        return all(c.check(response) for c in parsed if c.checkable)
+
+    for record in _jsonl(path):
+        x1, x2 = record["meta"]["constraints_x1"], record["meta"]["constraints_x2"]
+        y1, y2 = _text(record["y1"]), _text(record["y2"])
+        out["quads"] += 1
+        out["y1_meets_x1"] += meets(x1, y1)
+        out["y2_meets_x2"] += meets(x2, y2)
+        out["y1_fails_x2"] += not meets(x2, y1)
+        out["y2_fails_x1"] += not meets(x1, y2)
+    return dict(out)
+
+
+def built_kinds(methods: list[str]) -> list[str]:
+    """The built files a report over ``methods`` reads (older runs have no iopo_rev file)."""
+    return [k for k in BUILT_UNITS if k != "iopo_rev" or "iopo_rev" in methods]
+
+
+def build_stats(built: Path, kinds: list[str]) -> dict[str, Any]:
+    return {k: json.loads((built / f"{k}.jsonl.stats.json").read_text()) for k in kinds}
 
 
 def collect(out: Path, methods: list[str], seeds: list[int]) -> dict[str, Any]:
@@ -149,7 +184,7 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
 
     rows, names = results["rows"], list(results["rows"])
     files = []
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, metric in zip(axes, ("prompt_strict", "instruction_strict")):
         means = [100 * rows[n][metric][0] for n in names]
         errs = [100 * rows[n][metric][1] for n in names]
@@ -175,7 +210,7 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
         [i + 0.4 - width / 2 for i in range(len(kinds))], [k.split(":")[1] for k in kinds], rotation=25
     )
     ax.set_ylabel("strict accuracy (%)")
-    ax.legend(fontsize=7, ncol=len(names))
+    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(out_dir / "accuracy_by_kind.png", dpi=110)
     plt.close(fig)
@@ -219,11 +254,18 @@ def markdown(results: dict[str, Any]) -> str:
         "| builder | records | skipped (by reason) | margin histogram |",
         "|---|---|---|---|",
     ]
-    for kind, unit in (("dpo", "pairs"), ("rpo", "pairs"), ("iopo", "quads")):
-        s = b[kind]
+    for kind, s in b.items():
         skipped = ", ".join(f"{r}: {n}" for r, n in s["skipped"].items()) or "none"
+        # IOPO by reversal keeps each quad with the number of constraints it reversed.
         hist = ", ".join(f"g={k}: {n}" for k, n in s["margin_histogram"].items()) or "-"
-        lines.append(f"| {kind.upper()} | {s['kept']} {unit} | {skipped} | {hist} |")
+        label = LABELS[kind] if kind == "iopo_rev" else kind.upper()
+        lines.append(f"| {label} | {s['kept']} {BUILT_UNITS[kind]} | {skipped} | {hist} |")
+    if "iopo_rev" in b:
+        lines += [
+            "",
+            "For IOPO (x2 by reversal) `g` is the number of x1's constraints reversed into x2 (those y2 "
+            "fails); `reverse_candidate:<reason>` counts candidate y2s whose quad a rule re-check rejected.",
+        ]
     c = data["rpo_check"]
     lines += [
         "",
@@ -235,8 +277,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"exactly "
             f"`margin` of them."
         ),
-        "",
     ]
+    for kind, q in data.get("quad_check", {}).items():
+        held = ", ".join(f"{r.replace('_', ' ')} {q[r]}/{q['quads']}" for r in QUAD_RELATIONS)
+        lines += ["", f"{LABELS[kind]} quad check (rule checkers, re-run by the report): {held}."]
+    lines.append("")
     lines += [
         "### Held-out results",
         "",
@@ -318,8 +363,11 @@ def report(
     results["data"] = {
         "tasks": json.loads((out / "data/tasks_stats.json").read_text()),
         "samples": sample_stats(out / "data"),
-        "builds": build_stats(out / "data/built"),
+        "builds": build_stats(out / "data/built", built_kinds(methods)),
         "rpo_check": rpo_check(out / "data/built/rpo.jsonl"),
+        "quad_check": {
+            k: quad_check(out / f"data/built/{k}.jsonl") for k in built_kinds(methods) if k.startswith("iopo")
+        },
     }
     missing = [m for m, row in results["rows"].items() if row["runs"] == 0]
     if missing:
@@ -338,7 +386,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--results-dir", type=Path, required=True)
-    parser.add_argument("--methods", default="sft,dpo,rpo,rpo_g0,iopo")
+    parser.add_argument("--methods", default="sft,dpo,rpo,rpo_g0,iopo,iopo_rev")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--readme", type=Path, default=None)
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from experiments.common.stages import StageError, StageRunner, fresh, sweep_jobs
 ROOT = Path(__file__).resolve().parents[2]
 STUDY_DIR = Path(__file__).resolve().parent
 PY = sys.executable
+BUILT = ("dpo", "rpo", "iopo", "iopo_rev")  # data/built/<kind>.jsonl: one file per builder run
 
 
 @dataclass
@@ -173,10 +174,24 @@ class Study:
             *self.cfg.study.build_overrides,
             f"hydra.run.dir={p.logs / 'build_iopo'}",
         ]
+        # IOPO by reversal: y1, y2 both answer x1, so it reads the same samples as DPO and RPO.
+        reversed_quads = [
+            PY,
+            "build.py",
+            "builder=iopo",
+            "builder.x2=reverse",
+            f"builder.approximate_reverses={str(bool(self.cfg.study.iopo_approximate_reverses)).lower()}",
+            f"builder.output={p.built / 'iopo_rev.jsonl'}",
+            f"sampler.responses={p.samples}",
+            f"builder.num_samples={width}",
+            *common,
+            *self.cfg.study.build_overrides,
+            f"hydra.run.dir={p.logs / 'build_iopo_rev'}",
+        ]
         self.stage(
             "4_build",
-            [pairs, quads],
-            [p.built / f"{k}.jsonl.stats.json" for k in ("dpo", "rpo", "iopo")],
+            [pairs, quads, reversed_quads],
+            [p.built / f"{k}.jsonl.stats.json" for k in BUILT],
             [p.samples, p.samples_iopo],
         )
 
@@ -202,7 +217,7 @@ class Study:
         ]
         inputs = [
             self.start_model / "config.json",
-            *(p.built / f"{k}.jsonl.stats.json" for k in ("dpo", "rpo", "iopo")),
+            *(p.built / f"{k}.jsonl.stats.json" for k in BUILT),
         ]
         outputs = [p.pref / "multirun.yaml", *(j / "metrics.json" for j in self.pref_jobs().values())]
         if (

@@ -16,7 +16,7 @@ from experiments.mini_if.tasks import write_tasks
 from ifpo.constraints import Constraint, parse_ifeval_record
 
 ROOT = Path(__file__).resolve().parents[2]
-METHODS = ["dpo", "rpo", "rpo_g0", "iopo"]
+METHODS = ["dpo", "rpo", "rpo_g0", "iopo", "iopo_rev"]
 
 
 def _driver(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -62,10 +62,30 @@ def test_data_sft_and_samples_stages(smoke):
 
 def test_build_stage_yields_every_record_kind(smoke):
     out, _ = smoke
-    for kind, fields in (("dpo", "chosen"), ("rpo", "margin"), ("iopo", "x2")):
+    for kind, fields in (("dpo", "chosen"), ("rpo", "margin"), ("iopo", "x2"), ("iopo_rev", "x2")):
         records = _jsonl(out / f"data/built/{kind}.jsonl")
         stats = json.loads((out / f"data/built/{kind}.jsonl.stats.json").read_text())
         assert records and stats["kept"] == len(records) and all(fields in r for r in records)
+
+
+def test_reversed_iopo_quads_answer_x1_from_the_shared_samples(smoke):
+    """builder.x2=reverse: y1 and y2 are both samples of x1 (samples.jsonl, what DPO/RPO read) and x2
+    differs from x1 exactly at the reversed positions."""
+    out, _ = smoke
+    samples = {s["id"]: s["responses"] for s in _jsonl(out / "data/samples.jsonl")}
+    records = _jsonl(out / "data/built/iopo_rev.jsonl")
+    stats = json.loads((out / "data/built/iopo_rev.jsonl.stats.json").read_text())
+    assert stats["instructions"] == len(samples)
+    assert sum(stats["margin_histogram"].values()) == len(records)
+    for record in records:
+        meta = record["meta"]
+        assert meta["x2"] == "reverse"
+        answers = samples[meta["source"]]
+        assert record["y1"][-1]["content"] in answers and record["y2"][-1]["content"] in answers
+        changed = [
+            k for k, (a, b) in enumerate(zip(meta["constraints_x1"], meta["constraints_x2"])) if a != b
+        ]
+        assert changed == meta["reversed_positions"] and changed
 
 
 def test_every_method_trained_and_was_evaluated(smoke):
@@ -87,9 +107,18 @@ def test_report_has_a_row_per_method_and_the_rpo_check(smoke):
     assert all(row["runs"] == 1 for row in results["rows"].values())
     check = results["data"]["rpo_check"]
     assert check["pairs"] > 0 and check["chosen_meets_all"] == check["pairs"]
+    for kind in ("iopo", "iopo_rev"):  # every quad re-verified by rule: all four relations hold
+        quads = results["data"]["quad_check"][kind]
+        assert quads["quads"] > 0 and set(quads.values()) == {quads["quads"]}
     table = (out / "results/results.md").read_text()
-    for label in ("SFT (start)", "DPO", "RPO", "RPO, gamma=0", "IOPO"):
+    for label in ("SFT (start)", "DPO", "RPO", "RPO, gamma=0", "IOPO", "IOPO (x2 by reversal)"):
         assert f"| {label} | 1 |" in table
+    rev = results["data"]["builds"]["iopo_rev"]
+    skipped = ", ".join(f"{r}: {n}" for r, n in rev["skipped"].items()) or "none"
+    assert f"| IOPO (x2 by reversal) | {rev['kept']} quads | {skipped} |" in table  # the yields row
+    per_kind = results["rows"]["iopo_rev"]["per_kind_strict"]  # its column of the per-kind table
+    assert per_kind and set(per_kind) == set(results["kinds"])
+    assert "| kind | SFT (start) | DPO | RPO | RPO, gamma=0 | IOPO | IOPO (x2 by reversal) |" in table
     assert all((out / "results" / png).is_file() for png in results["plots"])
     assert set(json.loads((out / "stage_times.json").read_text())) >= {
         "1_tasks",
@@ -161,3 +190,36 @@ def test_readme_block_is_replaced_and_a_missing_marker_is_named(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(SystemExit, match="README.md: no"):
         study_report.update_readme(readme, "x")
+
+
+def _quad(x2: list[dict], y1: str, y2: str) -> dict:
+    x1 = [
+        {"kind": "punctuation:no_comma", "kwargs": {}},
+        {"kind": "change_case:english_lowercase", "kwargs": {}},
+    ]
+    return {
+        "x1": [{"role": "user", "content": "p"}],
+        "x2": [{"role": "user", "content": "p2"}],
+        "y1": [{"role": "assistant", "content": y1}],
+        "y2": [{"role": "assistant", "content": y2}],
+        "meta": {"constraints_x1": x1, "constraints_x2": x2},
+    }
+
+
+def test_quad_check_counts_each_broken_relation(tmp_path):
+    capital = [
+        {"kind": "punctuation:no_comma", "kwargs": {}},
+        {"kind": "change_case:english_capital", "kwargs": {}},
+    ]
+    good = _quad(capital, "all lower case and no comma", "ALL CAPITALS AND NO COMMA")
+    y1_meets_x2 = _quad([{"kind": "punctuation:no_comma", "kwargs": {}}], "lower case text", "UPPER TEXT")
+    y2_meets_x1 = _quad(capital, "lower case words", "lower case too")
+    path = tmp_path / "iopo.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (good, y1_meets_x2, y2_meets_x1)) + "\n")
+    assert study_report.quad_check(path) == {
+        "quads": 3,
+        "y1_meets_x1": 3,
+        "y2_meets_x2": 2,  # y2_meets_x1's y2 is lower case: fails english_capital
+        "y1_fails_x2": 2,  # y1_meets_x2's x2 is only no_comma, which y1 meets
+        "y2_fails_x1": 2,  # y2_meets_x1's y2 meets no_comma and lowercase
+    }
