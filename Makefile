@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 # Test processes: the suite is mostly single-threaded subprocesses (train.py runs, SLURM ranks), so
 # two workers use both cores of a 2-core machine; each worker runs torch single-threaded (tests/conftest.py).
 TEST_WORKERS ?= 2
-# loadgroup: tests/conftest.py groups them (a module, or all SLURM tests) and orders the longest first.
-XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+# loadscope: one module per worker at a time (tests/conftest.py puts the SLURM modules in one scope
+# and the longest modules first).
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 # The same pin resolves to the CPU build on CPU-only machines set up like CI and to the
 # CUDA build elsewhere; an open range would pull a multi-GB CUDA wheel everywhere.
 TORCH_VERSION ?= 2.13.0

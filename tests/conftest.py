@@ -1,5 +1,6 @@
-"""Shared fixtures. The SLURM cluster fixture lives in conftest_slurm.py."""
+"""Shared fixtures and the xdist layout of `make test`; the SLURM cluster fixture is in conftest_slurm.py."""
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -28,18 +29,48 @@ LONGEST_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its own hook renames the test ids)
 def pytest_collection_modifyitems(config, items):
-    """Under xdist (`--dist loadgroup`): one group per module, so module-scoped fixtures (a study's
-    smoke run, a ZeRO-3 cluster) are built once, and one group for every test on the SLURM cluster
-    (one cluster per session); the longest modules first."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: order kept within
-    for item in items:
-        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    """Under xdist, the longest modules first (each worker collects, the controller keeps this order:
+    `--no-loadscope-reorder`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable
+
+
+@functools.cache
+def _uses_slurm_cluster(path: str) -> bool:
+    source = ROOT / path
+    return source.suffix == ".py" and source.is_file() and "slurm_cluster" in source.read_text()
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The scope a test runs in under `make test`: its module, or "slurm" for every module that uses
+    the private SLURM cluster."""
+    path = nodeid.split("::")[0]
+    return "slurm" if _uses_slurm_cluster(path) else path
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadscope`, with every module that uses the private SLURM cluster in one scope.
+
+    A scope (a module) runs on one worker, so module-scoped fixtures (a study's smoke run, a ZeRO-3
+    cluster) are built once; the SLURM modules share a scope so one worker starts one cluster.
+    (xdist's own `--dist loadgroup` cannot do this under pytest 9.2: it renames test ids through an
+    attribute pytest no longer reads, and silently distributes test by test.)
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScopes(LoadScopeScheduling):
+        """Scopes from `xdist_scope` (overriding `_split_scope` is how xdist's own
+        LoadFileScheduling defines its scopes)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ModuleScopes(config, log)
 
 
 @pytest.fixture(scope="session")
