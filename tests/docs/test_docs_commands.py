@@ -54,7 +54,7 @@ LONG = {
     r"\bpytest\b|^make test": "the test suite itself",
     r"experiments\.mini_if\.run": "the study (13-21 min; its smoke run is tests/study/test_smoke.py)",
     r"experiments\.mini_if\.report": "reads the full study's run folders (outputs/mini_if)",
-    r"experiments\.smol_ifeval\.run": "the real-model study (~1.5 h; smoke: tests/study/test_smol_smoke.py)",
+    r"experiments\.smol_ifeval\.run": "the real-model study (79 min on one core; smoke: tests/study/test_smol_smoke.py)",
     r"experiments\.smol_ifeval\.measure": "a sizing measurement (minutes; figures in the study README)",
     r"ifpo\.bench": "a benchmark: minutes by design (tests/perf checks the kernels)",
     r"ifpo\.scale\.gpu_check": "needs a GPU",
