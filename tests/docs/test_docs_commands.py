@@ -54,7 +54,7 @@ LONG = {
     r"\bpytest\b|^make test": "the test suite itself",
     r"experiments\.mini_if\.run": "the study (13-21 min; its smoke run is tests/study/test_smoke.py)",
     r"experiments\.mini_if\.report": "reads the full study's run folders (outputs/mini_if)",
-    r"experiments\.smol_ifeval\.run": "the real-model study (79 min on one core; smoke: tests/study/test_smol_smoke.py)",
+    r"experiments\.smol_ifeval\.run": "the real-model study (79 min; smoke: tests/study/test_smol_smoke.py)",
     r"experiments\.smol_ifeval\.measure": "a sizing measurement (minutes; figures in the study README)",
     r"ifpo\.bench": "a benchmark: minutes by design (tests/perf checks the kernels)",
     r"ifpo\.scale\.gpu_check": "needs a GPU",
@@ -167,7 +167,11 @@ def make_recipe(copy: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     """The lines `make` would run for this target, with this environment's interpreter."""
     # Under `make test` (CI) this is a sub-make: drop the parent's make variables, or it prints
     # "make[1]: Entering directory ..." lines among the recipe.
-    clean = {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+    # The parent's command-line variables (`make test ARGS=-x`) are exported as plain environment
+    # variables too; the documented command must not inherit them.
+    parent_vars = re.findall(r"(?:^|(?<=\s))([A-Za-z_]\w*)=", env.get("MAKEFLAGS", "").partition(" -- ")[2])
+    dropped = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", *parent_vars}
+    clean = {k: v for k, v in env.items() if k not in dropped}
     out = subprocess.run(
         ["make", "-n", "--no-print-directory", f"VENV={VENV}", "-o", f"{VENV}/.installed", *argv[1:]],
         cwd=copy,
@@ -337,6 +341,14 @@ def test_a_new_documented_command_is_collected_without_editing_the_test(tmp_path
         ("README.md:3", "python train.py loss=dpo seed=3"),
         ("conf/group/x.yaml:1", "python train.py group=x key=1"),
     ]
+
+
+def test_make_recipe_ignores_the_parent_makes_command_line_variables():
+    """`make test ARGS=--durations=30` exports ARGS; `make train` in the docs must still be plain."""
+    env = {**os.environ, "MAKELEVEL": "1", "MAKEFLAGS": " -- ARGS=--durations=30", "ARGS": "--durations=30"}
+    lines = make_recipe(ROOT, ["make", "train"], env)
+    assert lines and lines[-1].strip().endswith("train.py")
+    assert not any("--durations" in line for line in lines)
 
 
 def check_group(commands: list[DocCommand], done: set) -> tuple[list[Outcome], list[str]]:
