@@ -121,6 +121,13 @@ class FakeChatServer:
                         threading.Event().wait(reply.delay_s)
                     payload = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
                     data = payload.encode("utf-8")
+                finally:
+                    # Out of flight before the reply is sent: once the client has the reply it may
+                    # send its next request before this thread would run again, which a busy
+                    # machine turned into a phantom fourth request under a limit of three.
+                    with server._lock:
+                        server.in_flight -= 1
+                try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -130,8 +137,5 @@ class FakeChatServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test); nothing to do
-                finally:
-                    with server._lock:
-                        server.in_flight -= 1
 
         return Handler
