@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ifpo.bench.data import make_records, tokenize_records
+from ifpo.config.schema import DPOLossConfig
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,8 @@ OPTIM = {
     "warmup_ratio": 0.0,
     "min_lr_ratio": 0.0,
 }
-LOSSES = {
-    "dpo": {"name": "dpo", "beta": 0.1, "label_smoothing": 0.0, "variant": "sigmoid", "sft_weight": 0.0},
-    "rpo": {
-        "name": "rpo",
-        "beta": 0.1,
-        "label_smoothing": 0.0,
-        "variant": "sigmoid",
-        "sft_weight": 0.0,
-        "gamma": 0.05,
-        "margin_in_beta": False,
-    },
-    "iopo": {"name": "iopo", "beta": 0.1, "label_smoothing": 0.0, "sft_weight": 0.0},
-}
+# The heads at their schema defaults (ifpo.config.schema is their one home; get_loss_head fills them in).
+LOSSES = {name: {"name": name} for name in ("dpo", "rpo", "iopo")}
 
 
 def peak_rss_mb() -> float:
@@ -181,7 +171,7 @@ def run_trl(setup: Setup, workdir: Path, batch: int, warmup: int, steps: int) ->
         max_steps=warmup + steps,
         learning_rate=OPTIM["lr"],
         lr_scheduler_type="constant",
-        beta=0.1,
+        beta=DPOLossConfig.beta,  # the same beta as our DPO head (its schema default)
         max_length=None,
         use_cpu=True,
         report_to=[],
