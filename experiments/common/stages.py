@@ -14,8 +14,9 @@ import json
 import resource
 import shlex
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +135,15 @@ def sweep_jobs(sweep: Path, experiment_prefix: str) -> dict[str, Path]:
         method = values["experiment"].removeprefix(experiment_prefix)
         jobs[f"{method}_s{values['seed']}"] = overrides_file.parent.parent
     return jobs
+
+
+def run_study(cfg, name: str, study: Callable) -> None:
+    """A study driver's entry: the smoke run writes to `<name>_smoke` so it never mixes with the full
+    study, and a failed stage ends the process with its message (which names its log), not a traceback."""
+    if cfg.study.smoke and cfg.study.name == name:
+        cfg.study.name = f"{name}_smoke"
+    try:
+        study(cfg).run()
+    except StageError as exc:
+        print(f"[{name}] {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

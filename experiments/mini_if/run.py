@@ -19,7 +19,7 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.common.stages import StageError, StageRunner, fresh, sweep_jobs
+from experiments.common.stages import StageRunner, fresh, run_study, sweep_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY_DIR = Path(__file__).resolve().parent
@@ -325,13 +325,7 @@ class Study:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="study")
 def main(cfg: DictConfig) -> None:
-    if cfg.study.smoke and cfg.study.name == "mini_if":
-        cfg.study.name = "mini_if_smoke"
-    try:
-        Study(cfg).run()
-    except StageError as exc:
-        print(f"[mini_if] {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+    run_study(cfg, "mini_if", Study)
 
 
 if __name__ == "__main__":
