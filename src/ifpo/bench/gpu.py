@@ -73,6 +73,7 @@ def _module(shape: dict[str, int], dtype: str, device: torch.device, folder: str
     import json
     from pathlib import Path
 
+    from ifpo.bench.steps import LOSSES, OPTIM
     from ifpo.training.module import PreferenceModule
 
     config = {
@@ -103,16 +104,8 @@ def _module(shape: dict[str, int], dtype: str, device: torch.device, folder: str
     module = PreferenceModule(
         model_cfg,
         {"mode": "copy", "name_or_path": None},
-        {"name": "dpo", "beta": 0.1},
-        {
-            "lr": 1e-6,
-            "weight_decay": 0.0,
-            "betas": [0.9, 0.999],
-            "eps": 1e-8,
-            "scheduler": "constant_with_warmup",
-            "warmup_ratio": 0.0,
-            "min_lr_ratio": 0.0,
-        },
+        LOSSES["dpo"],
+        {**OPTIM, "lr": 1e-6},  # the step benchmark's optimizer, a smaller step for the larger shapes
     )
     module.configure_model()
     return module.to(device)
